@@ -1,0 +1,88 @@
+# rlhf.c — build, test, bench.   `make help` lists the targets.
+#
+# Layout the rules rely on (add files, not rules):
+#   common/*.c            -> $(BUILD)/libcommon.a
+#   <prog>/main.c (+ any other <prog>/*.c) -> $(BUILD)/bin/<prog>
+#   tests/test_*.c        -> $(BUILD)/tests/test_*   (Check suites, linked with libcommon.a)
+#   tests/test_*.sh       -> shell tests, run with BIN=$(BUILD)/bin
+#   bench/bench_*.c       -> $(BUILD)/bench/bench_*
+
+CC       ?= cc
+CFLAGS   ?= -std=c11 -O2 -march=native -Wall -Wextra -Werror
+BUILD    ?= build
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+
+# OpenBLAS built on OpenMP, so that our own parallel loops and the BLAS share one thread pool
+# (two pools on two cores oversubscribe; see docs/architecture.md). Override OPENBLAS_DIR to use
+# another build.
+OPENBLAS_DIR ?= /usr/lib/$(MULTIARCH)/openblas-openmp
+PKGS     := yaml-0.1 sqlite3 jansson
+PKG_CFLAGS := $(shell PKG_CONFIG_PATH=$(OPENBLAS_DIR)/pkgconfig pkg-config --cflags openblas $(PKGS))
+PKG_LIBS   := $(shell PKG_CONFIG_PATH=$(OPENBLAS_DIR)/pkgconfig pkg-config --libs openblas $(PKGS))
+CHECK_LIBS := $(shell pkg-config --libs check)
+
+CPPFLAGS += -D_DEFAULT_SOURCE -Icommon -Itests $(PKG_CFLAGS)
+OMPFLAGS ?= -fopenmp
+LDFLAGS  += -Wl,-rpath,$(OPENBLAS_DIR)
+LDLIBS   += $(PKG_LIBS) -lm
+
+COMMON_SRC := $(sort $(wildcard common/*.c))
+COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
+PROGRAMS   := $(sort $(patsubst %/main.c,%,$(wildcard */main.c)))
+PROG_BINS  := $(PROGRAMS:%=$(BUILD)/bin/%)
+TEST_SRC   := $(sort $(wildcard tests/test_*.c))
+TEST_BINS  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCH_SRC  := $(sort $(wildcard bench/bench_*.c))
+BENCH_BINS := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all test debug bench clean help
+.DEFAULT_GOAL := all
+
+all: $(BUILD)/libcommon.a $(PROG_BINS)
+
+help:
+	@echo "make             build libcommon.a and every program into $(BUILD)/bin"
+	@echo "make test        build, then run the Check suites and shell tests (needs ../shared/data for some)"
+	@echo "make debug       the same tests in an AddressSanitizer + UBSan build (build-debug/)"
+	@echo "make bench       rlhf.c against the PyTorch reference (creates .venv with torch on first use)"
+	@echo "make clean       remove build/ and build-debug/"
+	@echo "variables: CC CFLAGS BUILD OPENBLAS_DIR THREADS (bench thread count)"
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(OMPFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libcommon.a: $(COMMON_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+# A program is every .c file in its folder.
+.SECONDEXPANSION:
+$(BUILD)/bin/%: $$(patsubst %.c,$(BUILD)/%.o,$$(wildcard $$*/*.c)) $(BUILD)/libcommon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(OMPFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libcommon.a
+	$(CC) $(CFLAGS) $(OMPFLAGS) $(LDFLAGS) $^ $(LDLIBS) $(CHECK_LIBS) -o $@
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libcommon.a
+	$(CC) $(CFLAGS) $(OMPFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+.SECONDARY:
+
+test: all $(TEST_BINS)
+	@BUILD=$(BUILD) sh tests/run.sh
+
+DEBUG_CFLAGS ?= -std=c11 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+                -fno-sanitize-recover=undefined -Wall -Wextra -Werror
+debug:
+	$(MAKE) BUILD=build-debug CFLAGS="$(DEBUG_CFLAGS)" LDFLAGS="-fsanitize=address,undefined" test
+
+THREADS ?= 2
+bench: all $(BENCH_BINS)
+	@THREADS=$(THREADS) BUILD=$(BUILD) sh bench/run.sh
+
+clean:
+	rm -rf build build-debug
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
