@@ -1,0 +1,321 @@
+/*
+ * ops — kernels of the Llama-2 transformer. See ops.h for the shape legend and conventions.
+ *
+ * Reductions over a row (RMSNorm's mean square, softmax's sum) are accumulated in double and in a
+ * fixed order, so results do not depend on how OpenMP splits the rows. Small problems skip the
+ * parallel region (the `if` clauses): starting threads costs more than a few thousand flops.
+ */
+#include "ops.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "util.h"
+
+#define PAR_MIN_WORK 16384 /* elements below which a loop runs on one thread */
+
+/* ------------------------------------------------------------------------------------------------ */
+/* token embedding */
+
+void embedding_forward(float *out, const int32_t *tokens, const float *wte, int N, int C) {
+#pragma omp parallel for if ((size_t)N * C > PAR_MIN_WORK)
+    for (int n = 0; n < N; n++) memcpy(out + (size_t)n * C, wte + (size_t)tokens[n] * C, sizeof(float) * C);
+}
+
+void embedding_backward(float *dwte, const float *dout, const int32_t *tokens, int N, int C) {
+    /* Tokens repeat, so rows of dwte are shared: one thread, rows in order (deterministic). */
+    for (int n = 0; n < N; n++) {
+        float *dw = dwte + (size_t)tokens[n] * C;
+        const float *d = dout + (size_t)n * C;
+        for (int c = 0; c < C; c++) dw[c] += d[c];
+    }
+}
+
+/* ------------------------------------------------------------------------------------------------ */
+/* RMSNorm */
+
+void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, int N, int C, float eps) {
+#pragma omp parallel for if ((size_t)N * C > PAR_MIN_WORK)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        float *y = out + (size_t)n * C;
+        double ss = 0.0;
+        for (int c = 0; c < C; c++) ss += (double)x[c] * x[c];
+        float r = (float)(1.0 / sqrt(ss / C + eps));
+        for (int c = 0; c < C; c++) y[c] = x[c] * r * weight[c];
+        rstd[n] = r;
+    }
+}
+
+void rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight,
+                      const float *rstd, int N, int C) {
+    /* With xhat = x*r and g = dout*w:  dx = r * (g - xhat * mean(g * xhat)),  dw = sum_n dout * xhat. */
+    if (dinp) {
+#pragma omp parallel for if ((size_t)N * C > PAR_MIN_WORK)
+        for (int n = 0; n < N; n++) {
+            const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
+            float *dx = dinp + (size_t)n * C;
+            float r = rstd[n];
+            double dot = 0.0;
+            for (int c = 0; c < C; c++) dot += (double)dy[c] * weight[c] * x[c] * r;
+            float m = (float)(dot / C);
+            for (int c = 0; c < C; c++) dx[c] += r * (dy[c] * weight[c] - x[c] * r * m);
+        }
+    }
+    if (dweight) {
+        for (int n = 0; n < N; n++) {
+            const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
+            float r = rstd[n];
+            for (int c = 0; c < C; c++) dweight[c] += dy[c] * x[c] * r;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------------ */
+/* linear */
+
+void linear_forward(float *out, const float *inp, const float *weight, int N, int C, int OC) {
+    if (N == 1) /* one row reads every weight once: a GEMV is bound by memory, not by flops */
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, OC, C, 1.0f, weight, C, inp, 1, 0.0f, out, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, weight, C, 0.0f, out, OC);
+}
+
+void linear_backward(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight,
+                     int N, int C, int OC) {
+    if (dinp)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);
+    if (dweight)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
+}
+
+/* ------------------------------------------------------------------------------------------------ */
+/* rotary position embedding */
+
+void rope_tables(float *cos_t, float *sin_t, int max_pos, int hd, float theta) {
+    int half = hd / 2;
+    for (int p = 0; p < max_pos; p++)
+        for (int i = 0; i < half; i++) {
+            double inv_freq = pow((double)theta, -2.0 * i / hd);
+            double a = p * inv_freq;
+            cos_t[(size_t)p * half + i] = (float)cos(a);
+            sin_t[(size_t)p * half + i] = (float)sin(a);
+        }
+}
+
+static void rope_rotate(float *x, const int32_t *pos, const float *cos_t, const float *sin_t, int N, int stride,
+                        int nh, int hd, float sign) {
+    int half = hd / 2;
+#pragma omp parallel for if ((size_t)N * nh * hd > PAR_MIN_WORK)
+    for (int n = 0; n < N; n++) {
+        const float *cs = cos_t + (size_t)pos[n] * half, *sn = sin_t + (size_t)pos[n] * half;
+        for (int h = 0; h < nh; h++) {
+            float *v = x + (size_t)n * stride + (size_t)h * hd;
+            for (int i = 0; i < half; i++) {
+                float c = cs[i], s = sign * sn[i];
+                float x1 = v[i], x2 = v[i + half];
+                v[i] = x1 * c - x2 * s;
+                v[i + half] = x2 * c + x1 * s;
+            }
+        }
+    }
+}
+
+void rope_forward(float *x, const int32_t *pos, const float *cos_t, const float *sin_t, int N, int stride, int nh,
+                  int hd) {
+    rope_rotate(x, pos, cos_t, sin_t, N, stride, nh, hd, 1.0f);
+}
+
+void rope_backward(float *dx, const int32_t *pos, const float *cos_t, const float *sin_t, int N, int stride, int nh,
+                   int hd) {
+    rope_rotate(dx, pos, cos_t, sin_t, N, stride, nh, hd, -1.0f);
+}
+
+/* ------------------------------------------------------------------------------------------------ */
+/* causal grouped-query attention */
+
+/* Softmax of row i over columns 0..i in place; columns beyond i set to zero. */
+static void causal_softmax_row(float *s, int i, int T) {
+    float mx = s[0];
+    for (int j = 1; j <= i; j++) mx = s[j] > mx ? s[j] : mx;
+    double sum = 0.0;
+    for (int j = 0; j <= i; j++) {
+        s[j] = expf(s[j] - mx);
+        sum += s[j];
+    }
+    float inv = (float)(1.0 / sum);
+    for (int j = 0; j <= i; j++) s[j] *= inv;
+    for (int j = i + 1; j < T; j++) s[j] = 0.0f;
+}
+
+void attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int B, int T, int H,
+                       int KV, int hd, int ldq, int ldkv, int ldo) {
+    ASSERT(H % KV == 0);
+    const int group = H / KV;
+    const float scale = 1.0f / sqrtf((float)hd);
+    /* One (sequence, head) per iteration; the BLAS calls inside run single-threaded (OpenBLAS's OpenMP
+     * build detects the enclosing parallel region), the heads run in parallel. */
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H, g = h / group;
+        const float *qh = q + (size_t)b * T * ldq + (size_t)h * hd;
+        const float *kh = k + (size_t)b * T * ldkv + (size_t)g * hd;
+        const float *vh = v + (size_t)b * T * ldkv + (size_t)g * hd;
+        float *s = att + (size_t)bh * T * T;
+        float *oh = out + (size_t)b * T * ldo + (size_t)h * hd;
+        /* s (T,T) = scale * qh (T,hd) · kh (T,hd)^T */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, qh, ldq, kh, ldkv, 0.0f, s, T);
+        for (int i = 0; i < T; i++) causal_softmax_row(s + (size_t)i * T, i, T);
+        /* oh (T,hd) = s (T,T) · vh (T,hd) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, s, T, vh, ldkv, 0.0f, oh, ldo);
+    }
+}
+
+size_t attention_scratch_floats(int T) { return (size_t)omp_get_max_threads() * T * T; }
+
+void attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
+                        const float *q, const float *k, const float *v, int B, int T, int H, int KV, int hd,
+                        int ldq, int ldkv, int ldo) {
+    ASSERT(H % KV == 0);
+    const int group = H / KV;
+    const float scale = 1.0f / sqrtf((float)hd);
+    /* Parallel over (sequence, kv head): the query heads of one group all write that group's dk, dv,
+     * so a group belongs to one thread. */
+#pragma omp parallel for schedule(static)
+    for (int bg = 0; bg < B * KV; bg++) {
+        int b = bg / KV, g = bg % KV;
+        float *ds = scratch + (size_t)omp_get_thread_num() * T * T;
+        const float *kh = k + (size_t)b * T * ldkv + (size_t)g * hd;
+        const float *vh = v + (size_t)b * T * ldkv + (size_t)g * hd;
+        float *dkh = dk + (size_t)b * T * ldkv + (size_t)g * hd;
+        float *dvh = dv + (size_t)b * T * ldkv + (size_t)g * hd;
+        for (int h = g * group; h < (g + 1) * group; h++) {
+            const float *p = att + ((size_t)b * H + h) * T * T;
+            const float *qh = q + (size_t)b * T * ldq + (size_t)h * hd;
+            const float *doh = dout + (size_t)b * T * ldo + (size_t)h * hd;
+            float *dqh = dq + (size_t)b * T * ldq + (size_t)h * hd;
+            /* dp (T,T) = doh (T,hd) · vh^T ;  dvh (T,hd) += p^T · doh */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, doh, ldo, vh, ldkv, 0.0f, ds, T);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, p, T, doh, ldo, 1.0f, dvh, ldkv);
+            /* softmax backward, causal: ds_ij = scale * p_ij (dp_ij - sum_j' p_ij' dp_ij') for j <= i */
+            for (int i = 0; i < T; i++) {
+                const float *pi = p + (size_t)i * T;
+                float *di = ds + (size_t)i * T;
+                double dot = 0.0;
+                for (int j = 0; j <= i; j++) dot += (double)pi[j] * di[j];
+                float fd = (float)dot;
+                for (int j = 0; j <= i; j++) di[j] = scale * pi[j] * (di[j] - fd);
+                for (int j = i + 1; j < T; j++) di[j] = 0.0f;
+            }
+            /* dqh (T,hd) += ds · kh ;  dkh (T,hd) += ds^T · qh */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, ds, T, kh, ldkv, 1.0f, dqh, ldq);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, ds, T, qh, ldq, 1.0f, dkh, ldkv);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------------ */
+/* SwiGLU */
+
+void swiglu_forward(float *out, const float *gate, const float *up, int N, int F, int ld) {
+#pragma omp parallel for if ((size_t)N * F > PAR_MIN_WORK)
+    for (int n = 0; n < N; n++) {
+        const float *g = gate + (size_t)n * ld, *u = up + (size_t)n * ld;
+        float *o = out + (size_t)n * F;
+        for (int i = 0; i < F; i++) o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    }
+}
+
+void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int N, int F,
+                     int ld) {
+    /* silu(g) = g s(g);  silu'(g) = s(g) (1 + g (1 - s(g))) */
+#pragma omp parallel for if ((size_t)N * F > PAR_MIN_WORK)
+    for (int n = 0; n < N; n++) {
+        const float *g = gate + (size_t)n * ld, *u = up + (size_t)n * ld, *d = dout + (size_t)n * F;
+        float *dg = dgate + (size_t)n * ld, *du = dup + (size_t)n * ld;
+        for (int i = 0; i < F; i++) {
+            float s = 1.0f / (1.0f + expf(-g[i]));
+            dg[i] += d[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
+            du[i] += d[i] * g[i] * s;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------------ */
+/* residual */
+
+void residual_forward(float *out, const float *a, const float *b, size_t n) {
+#pragma omp parallel for if (n > PAR_MIN_WORK)
+    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+void residual_backward(float *da, float *db, const float *dout, size_t n) {
+#pragma omp parallel for if (n > PAR_MIN_WORK)
+    for (size_t i = 0; i < n; i++) {
+        if (da) da[i] += dout[i];
+        if (db) db[i] += dout[i];
+    }
+}
+
+/* ------------------------------------------------------------------------------------------------ */
+/* softmax cross-entropy */
+
+static double row_logsumexp(const float *x, int V) {
+    float mx = x[0];
+    for (int i = 1; i < V; i++) mx = x[i] > mx ? x[i] : mx;
+    double sum = 0.0;
+    for (int i = 0; i < V; i++) sum += expf(x[i] - mx);
+    return mx + log(sum);
+}
+
+void xent_forward(float *losses, const float *logits, const int32_t *targets, int N, int V) {
+#pragma omp parallel for if ((size_t)N * V > PAR_MIN_WORK)
+    for (int n = 0; n < N; n++) {
+        if (targets[n] < 0) {
+            losses[n] = 0.0f;
+            continue;
+        }
+        ASSERT(targets[n] < V);
+        const float *x = logits + (size_t)n * V;
+        losses[n] = (float)(row_logsumexp(x, V) - x[targets[n]]);
+    }
+}
+
+void xent_backward(float *dlogits, const float *logits, const int32_t *targets, const float *dlosses, int N, int V) {
+#pragma omp parallel for if ((size_t)N * V > PAR_MIN_WORK)
+    for (int n = 0; n < N; n++) {
+        if (targets[n] < 0 || dlosses[n] == 0.0f) continue;
+        const float *x = logits + (size_t)n * V;
+        float *dx = dlogits + (size_t)n * V;
+        float lse = (float)row_logsumexp(x, V), dl = dlosses[n];
+        for (int i = 0; i < V; i++) dx[i] += dl * expf(x[i] - lse);
+        dx[targets[n]] -= dl;
+    }
+}
+
+void softmax_entropy(float *entropy, const float *logits, int N, int V) {
+#pragma omp parallel for if ((size_t)N * V > PAR_MIN_WORK)
+    for (int n = 0; n < N; n++) {
+        const float *x = logits + (size_t)n * V;
+        double lse = row_logsumexp(x, V), e = 0.0;
+        for (int i = 0; i < V; i++) {
+            double p = exp(x[i] - lse);
+            e -= p * (x[i] - lse);
+        }
+        entropy[n] = (float)e;
+    }
+}
+
+/* ------------------------------------------------------------------------------------------------ */
+/* scalar head */
+
+void scalar_head_forward(float *out, const float *inp, const float *w, int N, int C) {
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, N, C, 1.0f, inp, C, w, 1, 0.0f, out, 1);
+}
+
+void scalar_head_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w, int N, int C) {
+    if (dw) cblas_sgemv(CblasRowMajor, CblasTrans, N, C, 1.0f, inp, C, dout, 1, 1.0f, dw, 1);
+    if (dinp) cblas_sger(CblasRowMajor, N, C, 1.0f, dout, 1, w, 1, dinp, C);
+}
