@@ -123,6 +123,17 @@ def rope_rotate_half(x, pos0, theta):
     return x * cos + rotate_half(x) * sin
 
 
+def rope_adjacent_pairs(x, pos0, theta):
+    """llama2.c's convention, for cross-checks only: dimensions (2i, 2i+1) of a head rotate by
+    pos * theta^(-2i/hd). Equals rope_rotate_half once each head's rows of wq and wk are reordered
+    [even..., odd...]."""
+    B, heads, T, hd = x.shape
+    cos, sin = rope_cos_sin(pos0, T, hd, theta, x.dtype)
+    cos, sin = cos[:, : hd // 2], sin[:, : hd // 2]
+    a, b = x[..., 0::2], x[..., 1::2]
+    return torch.stack([a * cos - b * sin, a * sin + b * cos], dim=-1).reshape(B, heads, T, hd)
+
+
 class KVCache:
     """Keys and values of every layer, (B, KV, max_T, hd) each, filled as decoding goes."""
 
