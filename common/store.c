@@ -298,6 +298,13 @@ Err store_begin(Store *s) {
     return e;
 }
 
+Err store_begin_read(Store *s) {
+    ASSERT(s->depth == 0);
+    Err e = exec(s, "BEGIN DEFERRED", "starting a read transaction");
+    if (e == ERR_OK) s->depth = 1;
+    return e;
+}
+
 Err store_commit(Store *s) {
     ASSERT(s->depth > 0);
     Err e = s->depth > 1 ? exec(s, "RELEASE nested", "releasing a savepoint")

@@ -51,6 +51,9 @@ void store_close(Store *s);
 /* ---- transactions ----------------------------------------------------------------------------- */
 
 Err store_begin(Store *s);
+/* A read transaction (outermost level only): the walks inside it see one snapshot, and writers
+ * are not held up. End it with store_commit or store_rollback. */
+Err store_begin_read(Store *s);
 Err store_commit(Store *s);
 /* Undo everything since the matching store_begin. */
 void store_rollback(Store *s);
