@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Reference Llama 2 token ids for tests/test_tokenizer.c, from Meta's SentencePiece model.
+"""Reference Llama 2 token ids for tests/test_tokenizer.c and tests/test_chat.c, from Meta's
+SentencePiece model.
 
 Writes tests/fixtures/tokenizer/llama2_sentencepiece.jsonl, one JSON object per line:
   {"text": str, "ids": [int, ...]}          sp.encode(text) (no BOS/EOS), and sp.decode(ids) == text
@@ -11,6 +12,18 @@ The table is committed so that CI needs no Python. Regenerate with Debian's pyth
 
   /usr/bin/python3 tests/ref/gen_token_table.py ../shared/data/llama2c/tokenizer.model \
       > tests/fixtures/tokenizer/llama2_sentencepiece.jsonl
+  /usr/bin/python3 tests/ref/gen_token_table.py ../shared/data/llama2c/tokenizer.model chat \
+      > tests/fixtures/tokenizer/llama2_chat.jsonl
+
+The chat table holds, per dialogue, {"system": str|null, "dialogue": [{role, content}...],
+"ids": [...], "answer_spans": [[start, end], ...]}: "ids" exactly as Meta's llama/generation.py
+chat_completion builds them (one encode call per user/answer pair,
+f"{B_INST} {user.strip()} {E_INST} {answer.strip()} " with BOS and EOS, the system prompt folded
+into the first user turn as B_SYS + system + E_SYS + user, and for a dialogue ending in a user
+turn a last f"{B_INST} {user.strip()} {E_INST}" with BOS only); "answer_spans" the tokens of each
+answer and its EOS when the prompt and the answer are encoded by separate calls
+(f"{B_INST} {user} {E_INST}" with BOS, then f"{answer} " with EOS), which is how the loss mask is
+placed. The script checks that the two ways give the same ids and stops if they do not.
 
 Strings are chosen to exercise what can go wrong in a reimplementation: the dummy-prefix space,
 runs of spaces (whitespace-only pieces score -1e9 in this model), newlines and tabs (byte fallback),
@@ -80,8 +93,66 @@ DECODES = [
 ]
 
 
+B_INST, E_INST = "[INST]", "[/INST]"
+B_SYS, E_SYS = "<<SYS>>\n", "\n<</SYS>>\n\n"
+
+U, A = "user", "assistant"
+DIALOGUES = [
+    (None, [(U, "What is the capital of France?"), (A, "Paris.")]),
+    ("You are a helpful assistant.", [(U, "What is the capital of France?"), (A, "Paris is the capital of France.")]),
+    (None, [(U, "Hi!"), (A, "Hello! How can I help?"), (U, "Tell me a joke."), (A, "Why did the llama cross the road?")]),
+    ("Always answer as a pirate.", [(U, "  Hello there  "), (A, "\nArr, ahoy matey!\n"), (U, "What is 2+2?"),
+                                    (A, "Arr, 'tis 4."), (U, "And 3+3?"), (A, "Six, says I.")]),
+    ("Réponds en français.", [(U, "Bonjour, ça va ?"), (A, "Très bien, merci ! 😀")]),
+    (None, [(U, "Write code:\n    x = 1\n"), (A, "```\nprint(x)\n```")]),
+    # prompts for generation: they end with a user turn
+    (None, [(U, "Who wrote Hamlet?")]),
+    ("Only talk about cats.", [(U, "Hi"), (A, "Meow."), (U, "What about dogs?")]),
+]
+
+
+def chat_reference(sp, system, turns):
+    """Meta's chat_completion, for a dialogue that may end with a user turn."""
+    dialog = [{"role": r, "content": c} for r, c in turns]
+    if system is not None:
+        dialog = [{"role": dialog[0]["role"], "content": B_SYS + system + E_SYS + dialog[0]["content"]}] + dialog[1:]
+    ids = []
+    for prompt, answer in zip(dialog[::2], dialog[1::2]):
+        ids += [sp.bos_id()] + sp.encode(f"{B_INST} {prompt['content'].strip()} {E_INST} {answer['content'].strip()} ") + [sp.eos_id()]
+    if len(dialog) % 2 == 1:
+        ids += [sp.bos_id()] + sp.encode(f"{B_INST} {dialog[-1]['content'].strip()} {E_INST}")
+    return dialog, ids
+
+
+def chat_split(sp, dialog):
+    """The same dialogue with prompt and answer encoded separately; returns ids and answer spans."""
+    ids, spans = [], []
+    for i, turn in enumerate(dialog):
+        if i % 2 == 0:
+            ids += [sp.bos_id()] + sp.encode(f"{B_INST} {turn['content'].strip()} {E_INST}")
+        else:
+            start = len(ids)
+            ids += sp.encode(f"{turn['content'].strip()} ") + [sp.eos_id()]
+            spans.append([start, len(ids)])
+    return ids, spans
+
+
+def main_chat(sp):
+    for system, turns in DIALOGUES:
+        dialog, ids = chat_reference(sp, system, turns)
+        split_ids, spans = chat_split(sp, dialog)
+        if split_ids != ids:
+            sys.exit(f"separate encode calls differ from Meta's for {turns!r}")
+        rec = {"system": system, "dialogue": [{"role": r, "content": c} for r, c in turns], "ids": ids,
+               "answer_spans": spans}
+        print(json.dumps(rec, ensure_ascii=False))
+
+
 def main():
     sp = spm.SentencePieceProcessor(model_file=sys.argv[1])
+    if len(sys.argv) > 2 and sys.argv[2] == "chat":
+        main_chat(sp)
+        return
     for text in TEXTS:
         ids = sp.encode(text)
         rec = {"text": text, "ids": ids}
