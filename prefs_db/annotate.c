@@ -130,6 +130,8 @@ static Err annotate_interactive(Store *db, const Options *opt, Pending *pd) {
     while (i < pd->n) {
         show_pair(pd->pairs[i], i, pd->n, dimension);
         char *a = read_answer(&buf, &cap);
+        /* A terminal echoes what was typed; a pipe does not, so echo it for a readable transcript. */
+        if (!isatty(0)) printf("%s\n", a ? a : "(end of input)");
         if (!a || strcmp(a, "q") == 0) break;
         int chosen_a, rating, safe_a, safe_b;
         if (strcmp(a, "?") == 0 || strcmp(a, "h") == 0) {
