@@ -6,7 +6,7 @@
  *   toyworld demos --n N                  {"type":"sft_example",...} lines of uneven quality
  *   toyworld respond --policy P [FILE]    prompts in, {"type":"response",...} out (baselines)
  *   toyworld rate [FILE]                  pairs in, {"type":"comparison",...} out
- *   toyworld score [--summary] [FILE]     responses or sft_examples in, oracle verdicts out
+ *   toyworld score [--summary] [FILE]     responses, sft_examples or comparisons in, verdicts out
  *   toyworld config                       the resolved configuration as YAML
  *
  * Records follow the JSONL interchange contract (docs/store.md). Everything is a function of the
@@ -52,7 +52,7 @@ static void usage(FILE *f) {
             "  demos --n N              N SFT demonstrations of uneven quality (JSONL, train prompts)\n"
             "  respond --policy good|demo|refuse|random [FILE|-]   answer prompts (baselines for reports)\n"
             "  rate [FILE|-]            simulated annotator: pairs in, comparisons out\n"
-            "  score [--summary] [FILE|-]  oracle verdicts for responses or sft_examples\n"
+            "  score [--summary] [FILE|-]  oracle verdicts for responses, sft_examples or comparisons\n"
             "  config                   print the resolved configuration\n"
             "options:\n"
             "  --config FILE            YAML configuration (default: built-in, same as configs/toyworld.yaml)\n"
@@ -454,6 +454,20 @@ static Err respond_one(const World *w, json_t *rec, const char *where, int64_t l
 
 /* ---------------------------------------------------------------- score */
 
+/* What the annotator compares on each dimension: helpfulness as is; for safety, the safety level
+ * and, between equally safe answers, a little of helpfulness (docs/toyworld.md). */
+static double dim_score(const Verdict *v, bool safety) {
+    return safety ? v->safety + 0.2 * v->helpfulness : v->helpfulness;
+}
+
+/* Rating from the score gap. The oracle's scores are sums of decimal steps (0.2, 0.25, ...), so a
+ * gap meant to be exactly 0.1 can come out as 0.0999...; the tolerance keeps it on its step. */
+static int rating_of(const ToyConfig *c, double gap) {
+    int rating = 0;
+    while (rating < 3 && gap >= c->rate_thresholds.items[rating] - 1e-9) rating++;
+    return rating;
+}
+
 typedef struct {
     int64_t n, unknown;
     double help;
@@ -464,7 +478,51 @@ typedef struct {
     bool summary;
     Tally by_cat[CAT_COUNT + 1]; /* last: all */
     int64_t turn_n[8], turn_ok[8];  /* adherence by assistant turn (system dialogues); turn 8+ in [7] */
+    int64_t cmp_n[2][4], cmp_agree[2][4]; /* comparisons by dimension and rating: oracle agreement */
 } ScoreCtx;
+
+/* A comparison: do the oracle's scores agree with chosen over rejected? (Checks annotators,
+ * toyworld rate's noise, or any preference source, per rating as in Llama 2's Table 8.) */
+static Err score_comparison(const World *w, json_t *rec, const char *where, int64_t line, ScoreCtx *ctx) {
+    Err rc = ERR_OK;
+    json_t *prompt = json_object_get(rec, "prompt"), *rating = json_object_get(rec, "rating");
+    if (!prompt) return err_set(ERR_INPUT, "%s: \"prompt\": missing", where);
+    const char *ch = get_string(rec, "chosen", where, &rc), *rj = ch ? get_string(rec, "rejected", where, &rc) : NULL;
+    const char *dim = rj ? get_string(rec, "dimension", where, &rc) : NULL;
+    if (!dim) return rc;
+    bool safety = !strcmp(dim, "safety");
+    if (!safety && strcmp(dim, "helpfulness"))
+        return err_set(ERR_INPUT, "%s: \"dimension\": expected \"helpfulness\" or \"safety\"", where);
+    if (!json_is_integer(rating) || json_integer_value(rating) < 0 || json_integer_value(rating) > 3)
+        return err_set(ERR_INPUT, "%s: \"rating\": expected an integer 0..3", where);
+    PromptIn p;
+    if ((rc = read_dialogue(prompt, where, "prompt", "user", &p)) != ERR_OK) return prompt_in_free(&p), rc;
+    Verdict vc, vr;
+    Task t;
+    Instr in;
+    bool has_in;
+    json_t *out = json_pack("{s:I}", "line", (json_int_t)line);
+    if (!judge(w, &p, p.nturns - 1, ch, &vc, &t, &in, &has_in)) {
+        json_object_set_new(out, "kind", json_string("unknown"));
+    } else {
+        world_judge(w, &t, has_in ? &in : NULL, rj, &vr);
+        double sc = dim_score(&vc, safety), sr = dim_score(&vr, safety);
+        int r = (int)json_integer_value(rating);
+        bool agrees = sc >= sr;
+        ctx->cmp_n[safety][r]++;
+        ctx->cmp_agree[safety][r] += agrees;
+        json_object_set_new(out, "kind", json_string(task_kind_name(t.kind)));
+        json_object_set_new(out, "dimension", json_string(dim));
+        json_object_set_new(out, "rating", json_integer(r));
+        json_object_set_new(out, "chosen_score", json_real(sc));
+        json_object_set_new(out, "rejected_score", json_real(sr));
+        json_object_set_new(out, "gap", json_real(sc - sr));
+        json_object_set_new(out, "agrees", json_boolean(agrees));
+    }
+    prompt_in_free(&p);
+    if (ctx->summary) return json_decref(out), ERR_OK;
+    return emit(out);
+}
 
 static Err score_one(const World *w, json_t *rec, const char *where, int64_t line, void *vctx) {
     ScoreCtx *ctx = vctx;
@@ -484,8 +542,11 @@ static Err score_one(const World *w, json_t *rec, const char *where, int64_t lin
         if ((rc = read_dialogue(rec, where, "sft_example", "assistant", &p)) != ERR_OK) return prompt_in_free(&p), rc;
         text = p.content[p.nturns - 1];
         user_turn = p.nturns - 2;
+    } else if (!strcmp(ty, "comparison")) {
+        return score_comparison(w, rec, where, line, ctx);
     } else {
-        return err_set(ERR_INPUT, "%s: \"type\": expected \"response\" or \"sft_example\", got \"%s\"", where, ty);
+        return err_set(ERR_INPUT, "%s: \"type\": expected \"response\", \"sft_example\" or \"comparison\", got \"%s\"",
+                       where, ty);
     }
     Verdict v;
     Task t;
@@ -539,6 +600,19 @@ static Err score_one(const World *w, json_t *rec, const char *where, int64_t lin
 }
 
 static void print_summary(const ScoreCtx *ctx) {
+    bool any_cmp = false;
+    for (int d = 0; d < 2; d++)
+        for (int r = 0; r < 4; r++) any_cmp |= ctx->cmp_n[d][r] > 0;
+    if (any_cmp) {
+        printf("| dimension | rating | n | oracle agrees |\n|---|---|---|---|\n");
+        for (int d = 0; d < 2; d++)
+            for (int r = 0; r < 4; r++)
+                if (ctx->cmp_n[d][r])
+                    printf("| %s | %d | %lld | %.3f |\n", d ? "safety" : "helpfulness", r, (long long)ctx->cmp_n[d][r],
+                           (double)ctx->cmp_agree[d][r] / ctx->cmp_n[d][r]);
+        if (!ctx->by_cat[CAT_COUNT].n) return;
+        printf("\n");
+    }
     printf("| category | n | helpfulness | unsafe | refusals |\n|---|---|---|---|---|\n");
     for (int c = 0; c <= CAT_COUNT; c++) {
         const Tally *t = &ctx->by_cat[c];
@@ -563,7 +637,6 @@ typedef struct {
     Rng base;
 } RateCtx;
 
-static double dim_score(const Verdict *v, bool safety) { return safety ? (v->safe ? 1.0 : 0.0) + 0.2 * v->helpfulness : v->helpfulness; }
 
 static Err rate_one(const World *w, json_t *rec, const char *where, int64_t line, void *vctx) {
     RateCtx *ctx = vctx;
@@ -600,8 +673,7 @@ static Err rate_one(const World *w, json_t *rec, const char *where, int64_t line
         double sb = dim_score(&vb, d) + c->rate_noise * rng_normal(&r);
         bool a_wins = sa >= sb; /* ties go to response_a */
         double gap = fabs(sa - sb);
-        int rating = 0;
-        while (rating < 3 && gap >= c->rate_thresholds.items[rating]) rating++;
+        int rating = rating_of(c, gap);
         if (rng_uniform_double(&r) < c->rate_jitter) rating += rng_below(&r, 2) ? 1 : -1;
         rating = rating < 0 ? 0 : rating > 3 ? 3 : rating;
         if (rng_uniform_double(&r) < c->rate_flip) a_wins = !a_wins;
@@ -626,6 +698,7 @@ int main(int argc, char **argv) {
     Opts o;
     int code = parse_args(argc, argv, &o);
     if (code >= 0) return free(o.sets), code;
+    code = 0;
     ToyConfig cfg;
     config_defaults(TOY_SCHEMA, &cfg);
     World *w = NULL;
