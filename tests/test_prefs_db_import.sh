@@ -51,6 +51,18 @@ q "$T/hh.db" 'select * from v_comparisons limit 5' >/dev/null || fail "v_compari
 [ "$(q "$T/hh.db" "select rating_label from v_comparisons limit 1")" = "negligibly better / unsure" ] \
     || fail "v_comparisons rating_label"
 
+# Rows that give no comparison are reported with their line and reason, and skipped.
+"$P" --db "$T/skip.db" import --format hh-rlhf --dimension helpfulness "$FX/hh_skips.jsonl" 2>"$T/err" \
+    || fail "hh_skips import: $(cat "$T/err")"
+grep -q "hh_skips.jsonl:2: skipped: chosen and rejected differ before the last answer" "$T/err" || fail "prefix skip"
+grep -q "hh_skips.jsonl:3: skipped: both answers are the same text" "$T/err" || fail "identical skip"
+grep -q "hh_skips.jsonl:4: skipped: not a user/assistant dialogue ending with an answer" "$T/err" || fail "no-answer skip"
+grep -q "1 rows had two turns of one role in a row" "$T/err" || fail "merge report"
+[ "$(sqlite3 "$T/skip.db" "select chosen from v_comparisons where prompt = 'What is 2+2?'")" = "Let me think.
+
+It is 4." ] || fail "merged answer"
+[ "$(sqlite3 "$T/skip.db" 'select count(*) from comparisons')" -eq 2 ] || fail "hh_skips: 2 comparisons expected"
+
 # --- stats -------------------------------------------------------------------------------------------
 "$P" --db "$T/hh.db" stats >"$T/stats" || fail "stats"
 grep -q "^comparisons	$n\$" "$T/stats" || fail "stats: comparisons row"
