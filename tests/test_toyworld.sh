@@ -178,12 +178,21 @@ expect_err 'cannot open nothere.yaml' $T --config nothere.yaml prompts --n 1
 # ---------------------------------------------------------------- help, version, config
 $T --help > help.txt
 for opt in --config --set --seed --n --tokens --split --policy --summary --help --version \
-           corpus prompts demos respond rate score config; do
+           corpus prompts demos respond rate score config facts; do
     grep -q -- "$opt" help.txt || fail "--help does not mention $opt"
 done
 $T config | sed -n 's/^ *\([a-z_]*\):.*/\1/p' | sort -u > keys.txt
 while read -r k; do grep -q "$k" help.txt || fail "--help does not list key $k"; done < keys.txt
 $T --version | grep -q '^toyworld [0-9]' || fail "--version"
+# the fact table is the one the oracle uses: each stated colour is judged fully helpful
+$T facts > facts.tsv
+[ "$(wc -l < facts.tsv)" -eq 65 ] || fail "facts: want 48 colours + 16 foods + header"
+sed -n '2,49p' facts.tsv | while IFS="$TAB" read -r thing rel value; do
+    printf '{"type":"response","prompt":{"dialogue":[{"role":"user","content":"What colour is the %s?"}]},"text":"The %s is %s."}\n' \
+        "$thing" "$thing" "$value"
+done | $T score | grep -c '"helpfulness":1\.0,' > n_ok || true
+[ "$(cat n_ok)" -eq 48 ] || fail "facts and oracle disagree: $(cat n_ok) of 48 stated colours fully helpful"
+grep -q "^cat${TAB}eats${TAB}" facts.tsv || fail "facts: no food for the cat"
 cd "$root"
 $T config > "$tmp/builtin.yaml"
 $T --config configs/toyworld.yaml config > "$tmp/file.yaml"

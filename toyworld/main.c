@@ -8,6 +8,7 @@
  *   toyworld rate [FILE]                  pairs in, {"type":"comparison",...} out
  *   toyworld score [--summary] [FILE]     responses, sft_examples or comparisons in, verdicts out
  *   toyworld config                       the resolved configuration as YAML
+ *   toyworld facts                        the fact table (TSV), for checking ratings by hand
  *
  * Records follow the JSONL interchange contract (docs/store.md). Everything is a function of the
  * seed and the configuration: the same command gives the same bytes. Per-line randomness (respond,
@@ -54,6 +55,7 @@ static void usage(FILE *f) {
             "  rate [FILE|-]            simulated annotator: pairs in, comparisons out\n"
             "  score [--summary] [FILE|-]  oracle verdicts for responses, sft_examples or comparisons\n"
             "  config                   print the resolved configuration\n"
+            "  facts                    print the fact table (TSV: word, relation, value)\n"
             "options:\n"
             "  --config FILE            YAML configuration (default: built-in, same as configs/toyworld.yaml)\n"
             "  --set key=value          override one configuration key (repeatable)\n"
@@ -692,6 +694,18 @@ static Err rate_one(const World *w, json_t *rec, const char *where, int64_t line
     return ERR_OK;
 }
 
+/* The fact table, so a reader can check a rating by hand: TSV word, relation, value. */
+static void cmd_facts(const World *w) {
+    const ToyConfig *c = world_config(w);
+    const ConfigStrList *things[] = {&c->objects, &c->animals, &c->foods};
+    printf("word\trelation\tvalue\n");
+    for (int l = 0; l < 3; l++)
+        for (size_t i = 0; i < things[l]->n; i++)
+            printf("%s\tcolour\t%s\n", things[l]->items[i], world_colour_of(w, things[l]->items[i]));
+    for (size_t i = 0; i < c->animals.n; i++)
+        printf("%s\teats\t%s\n", c->animals.items[i], world_food_of(w, c->animals.items[i]));
+}
+
 /* ---------------------------------------------------------------- main */
 
 int main(int argc, char **argv) {
@@ -736,6 +750,7 @@ int main(int argc, char **argv) {
         if (code == 0 && o.summary) print_summary(ctx);
         free(ctx);
     } else if (!strcmp(o.cmd, "config")) config_dump(TOY_SCHEMA, &cfg, stdout);
+    else if (!strcmp(o.cmd, "facts")) cmd_facts(w);
     else code = fail(ERR_INPUT, "unknown command '%s' (see --help)", o.cmd);
     if (code == 0 && fflush(stdout) != 0) code = fail(ERR_RUNTIME, "writing stdout failed");
 done:
