@@ -56,9 +56,11 @@ $(BUILD)/libcommon.a: $(COMMON_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
-# A program is every .c file in its folder.
+# A program is every .c file in its folder. (A function, because in a secondary expansion make
+# substitutes the stem for a bare % before patsubst could see it.)
+prog_objs = $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(1)/*.c))
 .SECONDEXPANSION:
-$(BUILD)/bin/%: $$(patsubst %.c,$(BUILD)/%.o,$$(wildcard $$*/*.c)) $(BUILD)/libcommon.a
+$(BUILD)/bin/%: $$(call prog_objs,$$*) $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(OMPFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 

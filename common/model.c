@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "fastmath.h"
 #include "ops.h"
 #include "rng.h"
 #include "util.h"
@@ -271,16 +272,15 @@ float model_lm_loss(Model *m, const int32_t *targets, const float *mask, int B, 
     ModelActs *a = &m->acts;
     const int N = B * T, V = m->cfg.vocab_size;
     ASSERT(m->cfg.head == HEAD_LM);
-    xent_forward(a->losses, a->logits, targets, N, V);
     double msum = 0.0, lsum = 0.0;
-    for (int n = 0; n < N; n++) {
-        msum += mask[n];
-        lsum += (double)mask[n] * a->losses[n];
+    for (int n = 0; n < N; n++) msum += mask[n];
+    if (msum <= 0.0) {
+        memset(a->dlogits, 0, sizeof(float) * (size_t)N * V);
+        return 0.0f;
     }
-    if (msum <= 0.0) return 0.0f;
-    memset(a->dlogits, 0, sizeof(float) * (size_t)N * V);
     for (int n = 0; n < N; n++) a->dlosses[n] = (float)(scale * mask[n] / msum);
-    xent_backward(a->dlogits, a->logits, targets, a->dlosses, N, V);
+    xent_forward_backward(a->losses, a->dlogits, a->logits, targets, a->dlosses, N, V);
+    for (int n = 0; n < N; n++) lsum += (double)mask[n] * a->losses[n];
     return (float)(lsum / msum);
 }
 
@@ -401,7 +401,8 @@ const float *model_decode_step(Model *m, Decoder *d, const int32_t *tokens, cons
             float mx = s[0];
             for (int j = 1; j < n; j++) mx = s[j] > mx ? s[j] : mx;
             double sum = 0.0;
-            for (int j = 0; j < n; j++) sum += (s[j] = expf(s[j] - mx));
+#pragma omp simd reduction(+ : sum)
+            for (int j = 0; j < n; j++) sum += (s[j] = exp_fast(s[j] - mx));
             float inv = (float)(1.0 / sum);
             for (int j = 0; j < n; j++) s[j] *= inv;
             cblas_sgemv(CblasRowMajor, CblasTrans, n, hd, 1.0f, vb, KVd, s, 1, 0.0f, d->ao + (size_t)b * HD + h * hd, 1);

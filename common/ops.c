@@ -12,6 +12,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "fastmath.h"
 #include "util.h"
 
 #define PAR_MIN_WORK 16384 /* elements below which a loop runs on one thread */
@@ -141,8 +142,9 @@ static void causal_softmax_row(float *s, int i, int T) {
     float mx = s[0];
     for (int j = 1; j <= i; j++) mx = s[j] > mx ? s[j] : mx;
     double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
     for (int j = 0; j <= i; j++) {
-        s[j] = expf(s[j] - mx);
+        s[j] = exp_fast(s[j] - mx);
         sum += s[j];
     }
     float inv = (float)(1.0 / sum);
@@ -224,7 +226,8 @@ void swiglu_forward(float *out, const float *gate, const float *up, int N, int F
     for (int n = 0; n < N; n++) {
         const float *g = gate + (size_t)n * ld, *u = up + (size_t)n * ld;
         float *o = out + (size_t)n * F;
-        for (int i = 0; i < F; i++) o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+#pragma omp simd
+        for (int i = 0; i < F; i++) o[i] = g[i] / (1.0f + exp_fast(-g[i])) * u[i];
     }
 }
 
@@ -235,8 +238,9 @@ void swiglu_backward(float *dgate, float *dup, const float *dout, const float *g
     for (int n = 0; n < N; n++) {
         const float *g = gate + (size_t)n * ld, *u = up + (size_t)n * ld, *d = dout + (size_t)n * F;
         float *dg = dgate + (size_t)n * ld, *du = dup + (size_t)n * ld;
+#pragma omp simd
         for (int i = 0; i < F; i++) {
-            float s = 1.0f / (1.0f + expf(-g[i]));
+            float s = 1.0f / (1.0f + exp_fast(-g[i]));
             dg[i] += d[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
             du[i] += d[i] * g[i] * s;
         }
@@ -262,11 +266,18 @@ void residual_backward(float *da, float *db, const float *dout, size_t n) {
 /* ------------------------------------------------------------------------------------------------ */
 /* softmax cross-entropy */
 
-static double row_logsumexp(const float *x, int V) {
+static float row_max(const float *x, int V) {
     float mx = x[0];
+#pragma omp simd reduction(max : mx)
     for (int i = 1; i < V; i++) mx = x[i] > mx ? x[i] : mx;
+    return mx;
+}
+
+static double row_logsumexp(const float *x, int V) {
+    float mx = row_max(x, V);
     double sum = 0.0;
-    for (int i = 0; i < V; i++) sum += expf(x[i] - mx);
+#pragma omp simd reduction(+ : sum)
+    for (int i = 0; i < V; i++) sum += exp_fast(x[i] - mx);
     return mx + log(sum);
 }
 
@@ -290,8 +301,37 @@ void xent_backward(float *dlogits, const float *logits, const int32_t *targets, 
         const float *x = logits + (size_t)n * V;
         float *dx = dlogits + (size_t)n * V;
         float lse = (float)row_logsumexp(x, V), dl = dlosses[n];
-        for (int i = 0; i < V; i++) dx[i] += dl * expf(x[i] - lse);
+#pragma omp simd
+        for (int i = 0; i < V; i++) dx[i] += dl * exp_fast(x[i] - lse);
         dx[targets[n]] -= dl;
+    }
+}
+
+void xent_forward_backward(float *losses, float *dlogits, const float *logits, const int32_t *targets,
+                           const float *weights, int N, int V) {
+#pragma omp parallel for if ((size_t)N * V > PAR_MIN_WORK)
+    for (int n = 0; n < N; n++) {
+        float *dx = dlogits + (size_t)n * V;
+        if (targets[n] < 0 || weights[n] == 0.0f) {
+            losses[n] = 0.0f;
+            memset(dx, 0, sizeof(float) * V);
+            continue;
+        }
+        ASSERT(targets[n] < V);
+        const float *x = logits + (size_t)n * V;
+        /* one exp per logit: e^(x - max) goes to dx, then is scaled into the gradient */
+        float mx = row_max(x, V);
+        double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+        for (int i = 0; i < V; i++) {
+            dx[i] = exp_fast(x[i] - mx);
+            sum += dx[i];
+        }
+        losses[n] = (float)(mx + log(sum) - x[targets[n]]);
+        float scale = (float)(weights[n] / sum);
+#pragma omp simd
+        for (int i = 0; i < V; i++) dx[i] *= scale;
+        dx[targets[n]] -= weights[n];
     }
 }
 
@@ -299,9 +339,11 @@ void softmax_entropy(float *entropy, const float *logits, int N, int V) {
 #pragma omp parallel for if ((size_t)N * V > PAR_MIN_WORK)
     for (int n = 0; n < N; n++) {
         const float *x = logits + (size_t)n * V;
-        double lse = row_logsumexp(x, V), e = 0.0;
+        float lse = (float)row_logsumexp(x, V);
+        double e = 0.0;
+#pragma omp simd reduction(- : e)
         for (int i = 0; i < V; i++) {
-            double p = exp(x[i] - lse);
+            float p = exp_fast(x[i] - lse);
             e -= p * (x[i] - lse);
         }
         entropy[n] = (float)e;

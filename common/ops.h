@@ -80,6 +80,11 @@ void xent_forward(float *losses, const float *logits, const int32_t *targets, in
 /* dlogits[n] += dlosses[n] * (softmax(logits[n]) - onehot(targets[n])); dlosses carries the loss mask
  * and the normalisation (e.g. mask[n] / sum(mask) for a masked mean). */
 void xent_backward(float *dlogits, const float *logits, const int32_t *targets, const float *dlosses, int N, int V);
+/* The loss and its gradient in one pass (one exp per logit), for trainers: rows with weights[n] != 0
+ * get losses[n] as above and dlogits[n] = weights[n] * (softmax - onehot); other rows get loss 0 and a
+ * zero gradient row. dlogits is OVERWRITTEN (a loss starts the backward chain; nothing to add to). */
+void xent_forward_backward(float *losses, float *dlogits, const float *logits, const int32_t *targets,
+                           const float *weights, int N, int V);
 /* entropy[n] of softmax(logits[n]) — for PPO's logging */
 void softmax_entropy(float *entropy, const float *logits, int N, int V);
 

@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 #include "prefs_db.h"
-#include "../common/util.h"
+#include "util.h"
 
 typedef struct {
     json_t **pairs;

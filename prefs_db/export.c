@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "prefs_db.h"
-#include "../common/util.h"
+#include "util.h"
 
 /* ---- export --------------------------------------------------------------------------------------- */
 

@@ -25,7 +25,7 @@
 #include <string.h>
 
 #include "prefs_db.h"
-#include "../common/util.h"
+#include "util.h"
 
 /* ---- field access: each failure names the field ------------------------------------------------ */
 

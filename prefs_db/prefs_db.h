@@ -13,9 +13,9 @@
 #include <stdint.h>
 
 /* Paths relative to this folder, so the program builds whether or not -Icommon is on the line. */
-#include "../common/err.h"
-#include "../common/jsonl.h"
-#include "../common/store.h"
+#include "err.h"
+#include "jsonl.h"
+#include "store.h"
 
 /* Everything the command line can say; each subcommand reads the fields it documents. */
 typedef struct {

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "fastmath.h"
 #include "gradcheck.h"
 #include "ops.h"
 #include "testutil.h"
@@ -277,6 +278,40 @@ START_TEST(test_xent_value_and_grad) {
 }
 END_TEST
 
+START_TEST(test_xent_fused_equals_separate) {
+    Rng r;
+    rng_seed(&r, 9);
+    enum { N = 5, V = 37 };
+    float logits[N * V], l1[N], l2[N], d1[N * V] = {0}, d2[N * V];
+    float w[N] = {0.2f, 0.0f, 0.3f, 0.5f, 1.0f};
+    int32_t tgt[N] = {3, 8, 36, -1, 0};
+    fill_normal(logits, N * V, 3, &r);
+    for (int i = 0; i < N * V; i++) d2[i] = 123.0f; /* overwritten, not accumulated */
+    xent_forward(l1, logits, tgt, N, V);
+    xent_backward(d1, logits, tgt, w, N, V);
+    xent_forward_backward(l2, d2, logits, tgt, w, N, V);
+    for (int n = 0; n < N; n++)
+        if (w[n] != 0.0f && tgt[n] >= 0) ck_assert_double_eq_tol(l1[n], l2[n], 1e-5);
+        else ck_assert_float_eq(l2[n], 0.0f);
+    for (int i = 0; i < N * V; i++) ck_assert_double_eq_tol(d1[i], d2[i], 1e-7);
+}
+END_TEST
+
+START_TEST(test_exp_fast_accuracy) {
+    /* relative error against libm's double exp over the clamped range, 200001 points */
+    double worst = 0.0;
+    for (int i = 0; i <= 200000; i++) {
+        float x = -87.0f + 175.0f * (float)i / 200000.0f;
+        double want = exp((double)x), got = exp_fast(x);
+        double rel = fabs(got - want) / want;
+        worst = rel > worst ? rel : worst;
+    }
+    ck_assert_msg(worst < 3e-7, "worst relative error %g", worst);
+    ck_assert_float_eq(exp_fast(0.0f), 1.0f);
+    ck_assert(exp_fast(-1000.0f) < 2e-38f && exp_fast(-1000.0f) > 0.0f); /* clamped: about 1.6e-38 */
+}
+END_TEST
+
 /* ---- scalar head ---- */
 typedef struct {
     float *inp, *w, *out, *R;
@@ -319,6 +354,8 @@ int main(void) {
     tcase_add_test(tc, test_residual);
     tcase_add_test(tc, test_xent_value_and_grad);
     tcase_add_test(tc, test_scalar_head_grad);
+    tcase_add_test(tc, test_xent_fused_equals_separate);
+    tcase_add_test(tc, test_exp_fast_accuracy);
     suite_add_tcase(s, tc);
     return testutil_run(s);
 }
