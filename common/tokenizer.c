@@ -465,6 +465,7 @@ static void flush_segment(const Tokenizer *t, const char *seg, SymBuf *s, CandHe
 void tokenizer_encode(const Tokenizer *t, const char *text, size_t len, bool bos, bool eos,
                       TokenList *out) {
     if (bos) token_list_push(out, TOKENIZER_BOS);
+    ASSERT(len < (size_t)INT32_MAX); /* symbol offsets are int32: callers encode documents, not disks */
     if (len > 0) {
         size_t n = len + 1;
         char *buf = xmalloc(n);

@@ -102,7 +102,8 @@ Err tokenizer_load(Tokenizer *t, const char *path, int32_t vocab_size);
 Err tokenizer_save(const Tokenizer *t, const char *path);
 void tokenizer_free(Tokenizer *t);
 
-/* Append the ids of text[0..len) to out, after BOS and before EOS when asked. Never fails. */
+/* Append the ids of text[0..len) to out, after BOS and before EOS when asked. Never fails;
+ * len < 2 GiB. */
 void tokenizer_encode(const Tokenizer *t, const char *text, size_t len, bool bos, bool eos,
                       TokenList *out);
 /* Append the decoded bytes of ids[0..n) to out (see the top comment); ids must be < vocab_size. */

@@ -330,6 +330,33 @@ START_TEST(test_llama2_matches_plain_loop) {
 }
 END_TEST
 
+/* Encoding is read-only on the Tokenizer: many threads at once give what one thread gives. */
+START_TEST(test_llama2_encode_on_many_threads) {
+    Tokenizer t;
+    load_llama(&t);
+    enum { N = 64 };
+    static char texts[N][300];
+    static size_t lens[N];
+    static TokenList serial[N], parallel[N];
+    Rng r;
+    rng_seed(&r, 23);
+    for (int i = 0; i < N; i++) {
+        lens[i] = random_text(&r, texts[i], sizeof texts[i]);
+        memset(&serial[i], 0, sizeof serial[i]);
+        memset(&parallel[i], 0, sizeof parallel[i]);
+        tokenizer_encode(&t, texts[i], lens[i], true, false, &serial[i]);
+    }
+#pragma omp parallel for schedule(dynamic, 1) num_threads(2)
+    for (int i = 0; i < N; i++) tokenizer_encode(&t, texts[i], lens[i], true, false, &parallel[i]);
+    for (int i = 0; i < N; i++) {
+        assert_ids(&parallel[i], serial[i].ids, serial[i].n, "threaded encode");
+        token_list_free(&serial[i]);
+        token_list_free(&parallel[i]);
+    }
+    tokenizer_free(&t);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------------------------------ */
 /* Malformed files */
 
@@ -619,6 +646,7 @@ int main(void) {
     tcase_add_test(tc, test_llama2_decode_piece_streams);
     tcase_add_test(tc, test_llama2_roundtrip_arbitrary_bytes);
     tcase_add_test(tc, test_llama2_matches_plain_loop);
+    tcase_add_test(tc, test_llama2_encode_on_many_threads);
     tcase_add_test(tc, test_load_rejects_malformed_files);
     tcase_add_test(tc, test_save_is_byte_identical);
     tcase_add_test(tc, test_train_layout_and_roundtrip);
