@@ -17,8 +17,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "../common/tokenizer.h" /* the Makefile links program sources without -Icommon */
-#include "../common/util.h"
+#include "tokenizer.h"
+#include "util.h"
 
 #define TOKENIZER_TRAIN_VERSION "0.1.0"
 
