@@ -135,12 +135,11 @@ static bool inner_pair(const Tokenizer *t, uint8_t a, uint8_t b) {
 static int32_t tok_add(Tokenizer *t, const char *s, size_t n, float score) {
     ASSERT(t->vocab_size < t->cap);
     int32_t id = t->vocab_size;
+    /* First, since tokenizer_find skips strings longer than the longest piece. */
+    if ((int64_t)n > t->max_piece_len) t->max_piece_len = (int32_t)n;
     if (id >= TOKENIZER_FIRST_PIECE) {
         ASSERT(n > 0);
-        if ((int64_t)n > t->max_piece_len) t->max_piece_len = (int32_t)n;
         if (tokenizer_find(t, s, n) >= 0) return -1;
-    } else if ((int64_t)n > t->max_piece_len) {
-        t->max_piece_len = (int32_t)n;
     }
     if (t->arena_len + n > t->arena_cap) {
         t->arena_cap = t->arena_cap ? 2 * t->arena_cap : 4096;
