@@ -116,19 +116,16 @@ def rotate_half(x):
     return torch.cat([-x2, x1], dim=-1)
 
 
-def rope_rotate_half(x, pos0, theta):
-    """x is (B, heads, T, hd) at positions pos0..; HF convention."""
-    _, _, T, hd = x.shape
-    cos, sin = rope_cos_sin(pos0, T, hd, theta, x.dtype)
+def rope_rotate_half(x, cos, sin):
+    """x is (B, heads, T, hd); cos, sin (T, hd) from rope_cos_sin. HF convention."""
     return x * cos + rotate_half(x) * sin
 
 
-def rope_adjacent_pairs(x, pos0, theta):
+def rope_adjacent_pairs(x, cos, sin):
     """llama2.c's convention, for cross-checks only: dimensions (2i, 2i+1) of a head rotate by
     pos * theta^(-2i/hd). Equals rope_rotate_half once each head's rows of wq and wk are reordered
     [even..., odd...]."""
     B, heads, T, hd = x.shape
-    cos, sin = rope_cos_sin(pos0, T, hd, theta, x.dtype)
     cos, sin = cos[:, : hd // 2], sin[:, : hd // 2]
     a, b = x[..., 0::2], x[..., 1::2]
     return torch.stack([a * cos - b * sin, a * sin + b * cos], dim=-1).reshape(B, heads, T, hd)
@@ -143,40 +140,46 @@ class KVCache:
         self.v = [torch.zeros(shape, dtype=dtype) for _ in range(cfg.n_layers)]
 
 
-def attention(q, k, v, pos0):
-    """q (B,H,T,hd) at positions pos0.., k and v (B,KV,S,hd) at positions 0..S-1 -> (B,H,T,hd)."""
-    H, T, hd = q.shape[1], q.shape[2], q.shape[3]
-    S, rep = k.shape[2], q.shape[1] // k.shape[1]
-    # repeat_interleave makes query head h meet kv head h // rep, the GQA grouping.
-    k = k.repeat_interleave(rep, dim=1)
-    v = v.repeat_interleave(rep, dim=1)
-    scores = (q @ k.transpose(-1, -2)) / math.sqrt(hd)
-    qpos = torch.arange(pos0, pos0 + T)[:, None]
-    allowed = torch.arange(S)[None, :] <= qpos
-    scores = scores.masked_fill(~allowed, float("-inf"))
-    return scores.softmax(dim=-1) @ v
+def causal_mask(pos0, T, S):
+    """(T, S) bool: query at position pos0+i may read key j when j <= pos0+i."""
+    return torch.arange(S)[None, :] <= torch.arange(pos0, pos0 + T)[:, None]
+
+
+def attention(q, k, v, allowed):
+    """q (B,H,T,hd), k and v (B,KV,S,hd), allowed (T,S) -> (B,H,T,hd).
+    Query head h reads kv head h // rep (rep = H/KV): heads kv*rep .. kv*rep+rep-1 share one kv
+    head, so viewing q as (B, KV, rep*T, hd) puts each group's queries next to its keys, with no
+    copy of k and v."""
+    B, H, T, hd = q.shape
+    KV, S = k.shape[1], k.shape[2]
+    rep = H // KV
+    scores = (q.reshape(B, KV, rep * T, hd) @ k.transpose(-1, -2)) / math.sqrt(hd)
+    scores = scores.masked_fill(~allowed.repeat(rep, 1), float("-inf"))
+    return (scores.softmax(dim=-1) @ v).view(B, H, T, hd)
 
 
 def hidden_states(params, cfg, tokens, cache=None, pos0=0, rope=None):
     """tokens (B,T) at positions pos0.. -> final normed hidden states (B,T,D).
     With a cache, keys/values are written at pos0..pos0+T-1 and attention reads 0..pos0+T-1.
-    rope(x, pos0, theta) can be swapped (the llama2.c check uses adjacent pairs)."""
+    rope(x, cos, sin) can be swapped (the llama2.c check uses adjacent pairs)."""
     rope = rope or rope_rotate_half
     B, T = tokens.shape
     H, KV, hd, eps = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim, cfg.norm_eps
     x = params["model.embed_tokens.weight"][tokens.long()]
+    cos, sin = rope_cos_sin(pos0, T, hd, cfg.rope_theta, x.dtype)
+    allowed = causal_mask(pos0, T, pos0 + T)
     for l in range(cfg.n_layers):
         p = f"model.layers.{l}."
         h = rms_norm(x, params[p + "input_layernorm.weight"], eps)
         q = (h @ params[p + "self_attn.q_proj.weight"].T).view(B, T, H, hd).transpose(1, 2)
         k = (h @ params[p + "self_attn.k_proj.weight"].T).view(B, T, KV, hd).transpose(1, 2)
         v = (h @ params[p + "self_attn.v_proj.weight"].T).view(B, T, KV, hd).transpose(1, 2)
-        q, k = rope(q, pos0, cfg.rope_theta), rope(k, pos0, cfg.rope_theta)
+        q, k = rope(q, cos, sin), rope(k, cos, sin)
         if cache is not None:
             cache.k[l][:, :, pos0:pos0 + T] = k
             cache.v[l][:, :, pos0:pos0 + T] = v
             k, v = cache.k[l][:, :, :pos0 + T], cache.v[l][:, :, :pos0 + T]
-        a = attention(q, k, v, pos0).transpose(1, 2).reshape(B, T, H * hd)
+        a = attention(q, k, v, allowed).transpose(1, 2).reshape(B, T, H * hd)
         x = x + a @ params[p + "self_attn.o_proj.weight"].T
         h = rms_norm(x, params[p + "post_attention_layernorm.weight"], eps)
         g = F.silu(h @ params[p + "mlp.gate_proj.weight"].T) * (h @ params[p + "mlp.up_proj.weight"].T)

@@ -46,14 +46,21 @@ def mutants(spec):
     cfg = spec["cfg"]
     rep = cfg.n_heads // cfg.n_kv_heads
 
-    def gqa_modulo(fwd):  # query head h reads kv head h % KV instead of h // (H/KV)
+    def gqa_modulo(fwd):
+        """Query head h reads kv head h % KV instead of h // rep. That equals the right grouping
+        applied to query heads renumbered by sigma(h) = (h % KV) * rep + h // KV, i.e. q_proj
+        rows and o_proj columns moved from head h to head sigma(h)."""
+        hd = cfg.head_dim
+        sigma = [(h % cfg.n_kv_heads) * rep + h // cfg.n_kv_heads for h in range(cfg.n_heads)]
+        src = torch.tensor([h * hd + i for h in sorted(range(cfg.n_heads), key=sigma.__getitem__)
+                            for i in range(hd)])
+
         def f(params, c, tokens, *a):
-            orig = torch.Tensor.repeat_interleave
-            torch.Tensor.repeat_interleave = lambda t, r, dim: t.repeat(1, r, 1, 1)
-            try:
-                return fwd(params, c, tokens, *a)
-            finally:
-                torch.Tensor.repeat_interleave = orig
+            p = dict(params)
+            for l in range(c.n_layers):
+                q, o = f"model.layers.{l}.self_attn.q_proj.weight", f"model.layers.{l}.self_attn.o_proj.weight"
+                p[q], p[o] = params[q][src], params[o][:, src]
+            return fwd(p, c, tokens, *a)
         return f
 
     def adjacent_rope(fwd):
