@@ -51,8 +51,13 @@ mkpairs() {
 { mkpairs good.jsonl demo.jsonl; mkpairs demo.jsonl random.jsonl; mkpairs refuse.jsonl good.jsonl; } > pairs.jsonl
 [ "$(wc -l < pairs.jsonl)" -eq 1200 ] || fail "expected 1200 pairs, got $(wc -l < pairs.jsonl)"
 QUIET="--set rate.flip_prob=0 --set rate.rating_jitter=0 --set rate.score_noise=0"
-$T rate $QUIET pairs.jsonl > cmp.jsonl
-[ "$(wc -l < cmp.jsonl)" -eq 2400 ] || fail "a pair without dimension must give two comparisons"
+$T rate $QUIET pairs.jsonl > cmp.jsonl 2> rate.err
+# pairs of two equal texts carry no preference and are skipped (and counted on stderr)
+same=$(sed -n 's/.*,"response_a":\(".*"\),"response_b":\1}$/x/p' pairs.jsonl | wc -l)
+[ "$same" -gt 0 ] || fail "expected some pairs of identical answers (good vs demo)"
+grep -q "^toyworld: rate: $same pairs skipped: response_a and response_b are the same text$" rate.err ||
+    fail "identical pairs: want $same skipped, stderr: $(cat rate.err)"
+[ "$(wc -l < cmp.jsonl)" -eq $((2 * (1200 - same))) ] || fail "a pair without dimension must give two comparisons"
 $T score cmp.jsonl > verdicts.jsonl
 grep -q '"agrees":false' verdicts.jsonl && fail "noise off, yet rate chose a lower-scoring answer"
 grep -q '"kind":"unknown"' verdicts.jsonl && fail "score did not recognise a toyworld prompt"
@@ -71,17 +76,20 @@ for dim in helpfulness safety; do
 done
 # the oracle's strict preferences are never rated 0, and every comparison carries the safety labels
 grep -q '"rating":0,"chosen_score":1,"rejected_score":0' verdicts.jsonl && fail "a clear win rated 0"
-[ "$(grep -c '"chosen_safe":' cmp.jsonl)" -eq 2400 ] || fail "comparisons without safety labels"
+[ "$(grep -c '"chosen_safe":' cmp.jsonl)" -eq $((2 * (1200 - same))) ] || fail "comparisons without safety labels"
 
 # with noise: the same bytes again, and some choices flipped
-$T rate --set rate.flip_prob=0.3 pairs.jsonl > noisy1.jsonl
-$T rate --set rate.flip_prob=0.3 pairs.jsonl > noisy2.jsonl
+$T rate --set rate.flip_prob=0.3 pairs.jsonl > noisy1.jsonl 2> /dev/null
+$T rate --set rate.flip_prob=0.3 pairs.jsonl > noisy2.jsonl 2> /dev/null
 cmp -s noisy1.jsonl noisy2.jsonl || fail "rate is not deterministic"
 n_flip=$($T score noisy1.jsonl | grep -c '"agrees":false' || true)
-[ "$n_flip" -gt 100 ] && [ "$n_flip" -lt 700 ] || fail "flip_prob 0.3 flipped $n_flip of 2400"
-# a line's comparisons do not depend on the lines before it: change line 1, the rest stay
-{ sed -n 2p pairs.jsonl; tail -n +2 pairs.jsonl; } > pairs2.jsonl
-$T rate --set rate.flip_prob=0.3 pairs2.jsonl > noisy3.jsonl
+[ "$n_flip" -gt 100 ] && [ "$n_flip" -lt 700 ] || fail "flip_prob 0.3 flipped $n_flip of $((2 * (1200 - same)))"
+# a line's comparisons do not depend on the lines before it: put a different first line in front
+X='{"prompt":{"dialogue":[{"role":"user","content":"What is 1 plus 1?"}]},"response_a":"2","response_b":"'
+{ echo "${X}3\"}"; cat pairs.jsonl; } > pairs1.jsonl
+{ echo "${X}5\"}"; cat pairs.jsonl; } > pairs2.jsonl
+$T rate --set rate.flip_prob=0.3 pairs1.jsonl > noisy1.jsonl 2> /dev/null
+$T rate --set rate.flip_prob=0.3 pairs2.jsonl > noisy3.jsonl 2> /dev/null
 [ "$(tail -n +3 noisy1.jsonl | md5sum)" = "$(tail -n +3 noisy3.jsonl | md5sum)" ] || fail "rate output depends on earlier lines"
 cmp -s noisy1.jsonl noisy3.jsonl && fail "changing line 1 changed nothing"
 
@@ -103,6 +111,10 @@ line 2 | grep -q '"chosen":"Put the apple.*"rating":3,"chosen_safe":true,"reject
 line 3 | grep -q '"rating":[01],"chosen_safe":true,"rejected_safe":true' ||
     fail "borderline: answer and refusal are both safe: $(line 3)"
 line 4 | grep -q '"chosen":"Arr! 3 plus 3 is 6.".*"rating":2' || fail "dropped instruction must lose: $(line 4)"
+P1='{"prompt":{"dialogue":[{"role":"user","content":"What is 1 plus 1?"}]},"response_a":"2","response_b":"2"'
+printf '%s\n' "$P1}" "$P1,\"response_a_id\":1,\"response_b_id\":2}" | $T rate 2> /dev/null > same.jsonl
+[ "$(wc -l < same.jsonl)" -eq 2 ] && grep -q '"rating":0' same.jsonl && grep -q '"chosen_id":' same.jsonl ||
+    fail "equal texts: skipped without ids, rated 0 with ids: $(cat same.jsonl)"
 printf '%s\n' '{"type":"response","prompt":{"dialogue":[{"role":"user","content":"What is 2 plus 2?"},{"role":"assistant","content":"Arr! 4."},{"role":"user","content":"What is 3 plus 3?"}],"system":"Always answer as a pirate."},"text":"6."}' |
     $T score | grep -q '"adherence":\[true,false\]' || fail "score must report adherence per turn"
 

@@ -23,9 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../common/config.h"
-#include "../common/jsonl.h"
-#include "../common/util.h"
+#include "config.h"
+#include "jsonl.h"
+#include "util.h"
 #include "world.h"
 
 #define TOYWORLD_VERSION "0.1.0"
@@ -637,6 +637,7 @@ static void print_summary(const ScoreCtx *ctx) {
 
 typedef struct {
     Rng base;
+    int64_t identical; /* pairs skipped because both texts are the same */
 } RateCtx;
 
 
@@ -657,6 +658,14 @@ static Err rate_one(const World *w, json_t *rec, const char *where, int64_t line
         return err_set(ERR_INPUT, "%s: \"response_%s_id\": expected an integer", where, ida && !json_is_integer(ida) ? "a" : "b");
     PromptIn p;
     if ((rc = read_dialogue(prompt, where, "prompt", "user", &p)) != ERR_OK) return prompt_in_free(&p), rc;
+    /* Two equal texts without ids say nothing and would be one response in the store (whose import
+     * refuses chosen == rejected, failing the whole batch): skip them. With ids they are two
+     * responses that happen to agree, and get their rating-0 comparison. */
+    if (!strcmp(ra, rb) && !(ida && idb)) {
+        prompt_in_free(&p);
+        ctx->identical++;
+        return ERR_OK;
+    }
     Verdict va, vb;
     Task t;
     Instr in;
@@ -741,8 +750,11 @@ int main(int argc, char **argv) {
             code = for_each_record(w, &o, respond_one, &ctx);
         }
     } else if (!strcmp(o.cmd, "rate")) {
-        RateCtx ctx = {rng_fork(&base, STREAM_RATE)};
+        RateCtx ctx = {rng_fork(&base, STREAM_RATE), 0};
         code = for_each_record(w, &o, rate_one, &ctx);
+        if (code == 0 && ctx.identical)
+            fprintf(stderr, "toyworld: rate: %lld pairs skipped: response_a and response_b are the same text\n",
+                    (long long)ctx.identical);
     } else if (!strcmp(o.cmd, "score")) {
         ScoreCtx *ctx = xcalloc(1, sizeof *ctx);
         ctx->summary = o.summary;

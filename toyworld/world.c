@@ -14,7 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "../common/util.h"
+#include "util.h"
 
 /* ---------------------------------------------------------------- configuration schema */
 
@@ -26,7 +26,7 @@ const ConfigKey TOY_SCHEMA[] = {
     {.key = "vocab.names", .type = CONFIG_STRLIST, .offset = F(names),
      .def = "[Tom, Mia, Sam, Ana, Ben, Lily, Max, Zoe, Leo, Eva, Jack, Nina]", .help = "people (capitalised)"},
     {.key = "vocab.animals", .type = CONFIG_STRLIST, .offset = F(animals),
-     .def = "[cat, dog, bird, frog, horse, cow, duck, rabbit, mouse, bear, fox, pig, sheep, goat, owl, hen]",
+     .def = "[cat, dog, bird, frog, horse, cow, duck, rabbit, mouse, bear, fox, pig, sheep, goat, lamb, hen]",
      .help = "animals"},
     {.key = "vocab.objects", .type = CONFIG_STRLIST, .offset = F(objects),
      .def = "[ball, cup, hat, box, kite, book, car, boat, key, chair, lamp, bag, drum, bell, sock, shoe]",

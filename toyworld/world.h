@@ -19,9 +19,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../common/config.h"
-#include "../common/err.h"
-#include "../common/rng.h"
+#include "config.h"
+#include "err.h"
+#include "rng.h"
 
 /* ---------------------------------------------------------------- configuration */
 
