@@ -308,7 +308,8 @@ static int cmd_demos(const World *w, Rng *base, const Opts *o) {
     return 0;
 }
 
-/* Tokens as a ~512-entry BPE sees this language: about one per word or punctuation mark. */
+/* About one token per word or punctuation mark: between what 512- and 768-token BPEs make of this
+ * language (docs/toyworld.md has the measurement). */
 static int64_t rough_tokens(const char *s) {
     int64_t n = 0;
     for (const char *p = s; *p;) {
