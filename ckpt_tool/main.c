@@ -5,7 +5,10 @@
  *   ckpt_tool logits DIR ID...                 the model's outputs for one sequence, as JSON
  *   ckpt_tool import-llama2c MODEL.bin OUTDIR [--tokenizer TOKENIZER.bin]
  *   ckpt_tool export-llama2c DIR MODEL.bin [--version 0|1]
+ *   ckpt_tool copy SRC DST                     rewrite a checkpoint (e.g. from transformers) our way
  *
+ * `copy` loads SRC's model (and tokenizer.bin, if there is one) and saves them as DST: the same
+ * numbers, with the tensors in flat-buffer order so that frozen loads can map DST instead of copying.
  * `logits` runs one forward pass over the ids (positions 0..n-1) and prints
  *   {"head": "lm", "vocab_size": V, "logits": [[V floats] per position]}   or
  *   {"head": "scalar", "values": [one float per position]}
@@ -37,7 +40,9 @@ static void usage(FILE *f) {
                "                               the tokenizer (if given) must have the model's vocab_size tokens\n"
                "  export-llama2c DIR MODEL.bin [--version 0|1]\n"
                "                               a checkpoint -> llama2.c model.bin (default version 0, which\n"
-               "                               llama2.c's run.c reads)\n\n"
+               "                               llama2.c's run.c reads)\n"
+               "  copy SRC DST                 rewrite checkpoint SRC (e.g. saved by transformers) as DST in\n"
+               "                               flat-buffer order, so that frozen loads map it; keeps tokenizer.bin\n\n"
                "options:\n"
                "  --tokenizer FILE   import-llama2c: tokenizer.bin to put into OUTDIR\n"
                "  --version 0|1      export-llama2c: the model.bin version\n"
@@ -168,6 +173,27 @@ static int cmd_export(const char *dir, const char *bin, int version) {
     return rc ? fail(rc, err_msg()) : 0;
 }
 
+static int cmd_copy(const char *src, const char *dst) {
+    Model m;
+    Err rc = ckpt_load_model(&m, src, NULL);
+    if (rc) return fail(rc, err_msg());
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tokenizer.bin", src);
+    struct stat sb;
+    int has_tok = stat(path, &sb) == 0;
+    Tokenizer tok;
+    CkptExtras x = {.tokenizer = has_tok ? &tok : NULL};
+    if (has_tok && (rc = ckpt_load_tokenizer(&tok, src, m.cfg.vocab_size)) != ERR_OK) {
+        model_free(&m);
+        return fail(rc, err_msg());
+    }
+    rc = ckpt_save(dst, &m, &x);
+    if (!rc) printf("%s -> %s (%zu parameters%s)\n", src, dst, m.n_params, has_tok ? ", tokenizer.bin" : "");
+    if (has_tok) tokenizer_free(&tok);
+    model_free(&m);
+    return rc ? fail(rc, err_msg()) : 0;
+}
+
 int main(int argc, char **argv) {
     static const struct option longopts[] = {
         {"tokenizer", required_argument, 0, 't'}, {"version", optional_argument, 0, 'V'},
@@ -226,6 +252,10 @@ int main(int argc, char **argv) {
             version = version_arg[0] - '0';
         }
         return cmd_export(args[1], args[2], version);
+    }
+    if (strcmp(cmd, "copy") == 0) {
+        if (nargs != 3) return usage_error("copy takes SRC and DST");
+        return cmd_copy(args[1], args[2]);
     }
     fprintf(stderr, "ckpt_tool: unknown command '%s' (see --help)\n", cmd);
     return ERR_INPUT;

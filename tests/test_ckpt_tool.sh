@@ -51,6 +51,12 @@ check "v0 size" [ "$(wc -c <"$T/s0.bin")" -eq "$(wc -c <"$SRC")" ]
 rope_at=$((28 + 4 * 260032))  # the header, then every weight (tied: no classifier after the tables)
 check "v0 bytes before the RoPE tables" cmp -s -n "$rope_at" "$T/s0.bin" "$SRC"
 
+# copy: the same checkpoint again, identical files
+check "copy" "$B" copy "$T/s" "$T/c" >/dev/null
+check "copy identical" cmp -s "$T/s/model.safetensors" "$T/c/model.safetensors"
+check "copy config" cmp -s "$T/s/config.json" "$T/c/config.json"
+expect_rc 2 "copy takes SRC and DST" "$B" copy "$T/s"
+
 # replacing a checkpoint in place works; a tokenizer of the wrong size is refused
 check "re-import over" "$B" import-llama2c "$SRC" "$T/s" >/dev/null
 expect_rc 2 "expected vocab_size 512" "$B" import-llama2c "$SRC" "$T/t" --tokenizer "$DATA/llama2c/tokenizer.bin"
