@@ -35,7 +35,7 @@ TEST_BINS  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRC  := $(sort $(wildcard bench/bench_*.c))
 BENCH_BINS := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test debug valgrind bench clean help
+.PHONY: all test debug valgrind bench clean help check-interop
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/libcommon.a $(PROG_BINS)
@@ -46,6 +46,7 @@ help:
 	@echo "make debug       the same tests in an AddressSanitizer + UBSan build (build-debug/)"
 	@echo "make valgrind    a short training run (3 AdamW steps) and the store tests under valgrind's leak checker"
 	@echo "make bench       rlhf.c against the PyTorch reference (creates .venv with torch on first use)"
+	@echo "make check-interop  checkpoints vs transformers, both ways (creates .venv with transformers; not in CI)"
 	@echo "make clean       remove build/ and build-debug/"
 	@echo "variables: CC CFLAGS BUILD OPENBLAS_DIR THREADS (bench thread count)"
 
@@ -91,6 +92,9 @@ valgrind:
 THREADS ?= 2
 bench: all $(BENCH_BINS)
 	@THREADS=$(THREADS) BUILD=$(BUILD) sh bench/run.sh
+
+check-interop: $(BUILD)/bin/ckpt_tool
+	@BUILD=$(BUILD) sh scripts/check-interop.sh
 
 clean:
 	rm -rf build build-debug build-valgrind
