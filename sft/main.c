@@ -29,7 +29,6 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +36,7 @@
 #include <sys/stat.h>
 
 #include "chat.h"
+#include "cli.h"
 #include "ckpt.h"
 #include "config.h"
 #include "jsonl.h"
@@ -135,17 +135,6 @@ static void usage(FILE *f) {
     config_print_help(SFT_SCHEMA, f);
 }
 
-static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int fail(int code, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, PROG ": ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return code;
-}
-
 typedef struct {
     bool pretrain, resume;
     const char *out, *init, *db, *config, *tokenizer;
@@ -156,15 +145,6 @@ typedef struct {
     char **inputs;
     int ninputs;
 } Opts;
-
-static int parse_int(const char *s, const char *opt, int64_t lo, int64_t *out) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (!*s || *end || errno || v < lo) return fail(ERR_INPUT, "%s: expected an integer >= %lld, got '%s'", opt, (long long)lo, s);
-    *out = v;
-    return 0;
-}
 
 static int parse_opts(int argc, char **argv, Opts *o) {
     static const struct option longopts[] = {
@@ -188,26 +168,26 @@ static int parse_opts(int argc, char **argv, Opts *o) {
         case 'i': o->init = optarg; break;
         case 'k': o->tokenizer = optarg; break;
         case 'r': o->resume = true; break;
-        case 'S': if ((rc = parse_int(optarg, "--stop-at", 1, &o->stop_at))) return rc; break;
+        case 'S': if ((rc = cli_int(PROG, "--stop-at", optarg, 1, &o->stop_at))) return rc; break;
         case 'c': o->config = optarg; break;
         case 's': o->sets[o->nsets++] = optarg; break;
         case 'd': o->db = optarg; break;
-        case 'I': if ((rc = parse_int(optarg, "--iteration", 0, &o->iteration))) return rc; break;
-        case 'e': if ((rc = parse_int(optarg, "--seed", 0, &o->seed))) return rc; break;
+        case 'I': if ((rc = cli_int(PROG, "--iteration", optarg, 0, &o->iteration))) return rc; break;
+        case 'e': if ((rc = cli_int(PROG, "--seed", optarg, 0, &o->seed))) return rc; break;
         case 't':
-            if ((rc = parse_int(optarg, "--threads", 1, &v))) return rc;
+            if ((rc = cli_int(PROG, "--threads", optarg, 1, &v))) return rc;
             o->threads = (int)(v > 1024 ? 1024 : v);
             break;
         case 'h': usage(stdout); return -1;
         case 'V': printf(PROG " (rlhf.c) " SFT_VERSION "\n"); return -1;
-        case ':': return fail(ERR_INPUT, "option '%s' needs a value (see --help)", argv[optind - 1]);
-        default: return fail(ERR_INPUT, "unknown option '%s' (see --help)", argv[optind - 1]);
+        case ':': return cli_fail(PROG, ERR_INPUT, "option '%s' needs a value (see --help)", argv[optind - 1]);
+        default: return cli_fail(PROG, ERR_INPUT, "unknown option '%s' (see --help)", argv[optind - 1]);
         }
     }
     o->inputs = argv + optind;
     o->ninputs = argc - optind;
-    if (!o->out) return fail(ERR_INPUT, "--out DIR is required (see --help)");
-    if (o->pretrain && o->ninputs == 0) return fail(ERR_INPUT, "--pretrain needs text inputs (FILE or -)");
+    if (!o->out) return cli_fail(PROG, ERR_INPUT, "--out DIR is required (see --help)");
+    if (o->pretrain && o->ninputs == 0) return cli_fail(PROG, ERR_INPUT, "--pretrain needs text inputs (FILE or -)");
     return 0;
 }
 
@@ -578,9 +558,7 @@ int main(int argc, char **argv) {
         return rc < 0 ? 0 : rc;
     }
     SftCfg c;
-    config_defaults(SFT_SCHEMA, &c);
-    if (o.config) rc = config_load(SFT_SCHEMA, &c, o.config);
-    for (int i = 0; !rc && i < o.nsets; i++) rc = config_set(SFT_SCHEMA, &c, o.sets[i]);
+    rc = cli_config(SFT_SCHEMA, &c, o.config, o.sets, o.nsets);
     if (!rc && o.tokenizer) {
         free(c.tokenizer);
         c.tokenizer = xstrdup(o.tokenizer);
