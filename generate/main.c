@@ -1,0 +1,481 @@
+/*
+ * generate — K answers per prompt from any checkpoint, or a chat with it.
+ *
+ *   generate --model DIR [options] FILE|-        prompts as JSONL -> responses as JSONL (stdout)
+ *   generate --model DIR --db PATH [options]     the store's prompts (filters: data.*) -> JSONL
+ *   ... --emit store                             the responses go into the store instead (--db)
+ *   generate --model DIR --interactive           a chat REPL with the Llama 2 template
+ *
+ * Prompts are Prompt objects ({"dialogue": [... ending with a user turn], "system"?, "tags"?, "split"?,
+ * "source"?, "id"?}, with "type": "prompt" or without a type). Each becomes the Llama 2 chat prompt
+ * (chat.h: "<s>[INST] <<SYS>>...<</SYS>> {user} [/INST]"), and gen.h decodes every (prompt, sample)
+ * pair in batches through the KV cache. A response line is the interchange record
+ *     {"type":"response","prompt":{...the prompt object...},"text":..,"model":..,"iteration":..,
+ *      "temperature":..,"top_p":..}
+ * which `prefs_db import -` reads. Output is in (prompt, sample) order, and sample j of a prompt is a
+ * function of (seed, the prompt's line number or store id, j) only — not of the batch size or threads.
+ * A prompt that does not fit the model's context is skipped with a warning on stderr.
+ *
+ * Exit status: 0 ok, 1 runtime failure, 2 usage or input error (bad option, config, prompt line).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "chat.h"
+#include "cli.h"
+#include "ckpt.h"
+#include "generate.h"
+#include "jsonl.h"
+#include "store.h"
+#include "threads.h"
+#include "trainlog.h"
+#include "util.h"
+
+#define GENERATE_VERSION "0.1.0"
+#define PROG "generate"
+
+#define K(k, t, f, d, lo, hi, h) {.key = k, .type = t, .offset = offsetof(GenerateCfg, f), .def = d, .min = lo, .max = hi, .help = h}
+static const ConfigKey GEN_SCHEMA[] = {
+    K("sample.temperature", CONFIG_FLOAT, temperature, "0.7", 0, 100, "softmax temperature (0 = greedy)"),
+    K("sample.top_k", CONFIG_INT, top_k, "0", 0, 1 << 24, "keep the k most likely tokens (0 = all)"),
+    K("sample.top_p", CONFIG_FLOAT, top_p, "0.9", 1e-9, 1, "nucleus: the smallest set with this much mass"),
+    K("sample.max_new", CONFIG_INT, max_new, "128", 1, 1 << 20, "most new tokens per answer"),
+    K("sample.k", CONFIG_INT, k, "1", 1, 1 << 16, "answers per prompt (-K)"),
+    K("sample.batch", CONFIG_INT, batch, "16", 1, 1 << 16, "sequences decoded together"),
+    K("seed", CONFIG_INT, seed, "1", 0, (double)INT64_MAX, "sampling seed (--seed)"),
+    K("system", CONFIG_STRING, system, "", 0, 0, "system prompt of --interactive (--system)"),
+    K("name", CONFIG_STRING, name, "", 0, 0, "model name written with responses (default: the --model path, without /ckpt)"),
+    K("data.split", CONFIG_STRING, split, "", 0, 0, "store prompts of this split only (train|test; empty = all)"),
+    K("data.source", CONFIG_STRING, source, "", 0, 0, "store prompts of this source only"),
+    K("data.risk", CONFIG_STRING, risk, "", 0, 0, "store prompts with this tags.risk only"),
+    K("data.limit", CONFIG_INT, limit, "0", 0, (double)INT64_MAX, "at most this many store prompts (0 = all)"),
+    {0},
+};
+#undef K
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: generate --model DIR [options] [FILE|-]\n"
+            "       generate --model DIR --interactive [--system TEXT]\n\n"
+            "Answers each prompt (JSONL Prompt objects from FILE or - ; with none named, the store's prompts)\n"
+            "K times with the Llama 2 chat template, decoding many sequences at once with the KV cache, and\n"
+            "writes response records as JSONL on stdout (or into the store with --emit store). --interactive\n"
+            "is a chat on the terminal: type a message, read the answer; /reset, /system TEXT, /quit.\n\n"
+            "options:\n"
+            "  --model DIR        checkpoint to sample from (required)\n"
+            "  -K N               answers per prompt (same as --set sample.k=N)\n"
+            "  --emit jsonl|store where responses go (default jsonl on stdout; store needs --db)\n"
+            "  --db PATH          the store: prompts come from it when no input is named, responses go to it\n"
+            "                     with --emit store, and the run is recorded in it (default ./prefs.db)\n"
+            "  --iteration N      pipeline iteration written with the responses (default 0)\n"
+            "  --interactive      chat REPL on stdin/stdout\n"
+            "  --system TEXT      system prompt of the chat (same as --set system=TEXT)\n"
+            "  --config FILE      YAML configuration (keys below)\n"
+            "  --set key=value    override one configuration key (repeatable)\n"
+            "  --seed N           same as --set seed=N\n"
+            "  --threads N        threads (default: OMP_NUM_THREADS, else every core)\n"
+            "  --help, --version\n\n"
+            "Exit status: 0 ok, 1 runtime failure, 2 usage or input error.\n\n"
+            "configuration keys:\n");
+    config_print_help(GEN_SCHEMA, f);
+}
+
+typedef struct {
+    const char *model, *db, *config, *system, *emit, *k;
+    const char **sets;
+    int nsets;
+    bool interactive, to_store;
+    int64_t iteration, seed;
+    int threads;
+    char **inputs;
+    int ninputs;
+} Opts;
+
+static int parse_opts(int argc, char **argv, Opts *o) {
+    static const struct option longopts[] = {
+        {"model", required_argument, 0, 'm'}, {"emit", required_argument, 0, 'E'}, {"db", required_argument, 0, 'd'},
+        {"iteration", required_argument, 0, 'I'}, {"interactive", no_argument, 0, 'i'},
+        {"system", required_argument, 0, 'y'}, {"config", required_argument, 0, 'c'}, {"set", required_argument, 0, 's'},
+        {"seed", required_argument, 0, 'e'}, {"threads", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'}, {0, 0, 0, 0},
+    };
+    memset(o, 0, sizeof *o);
+    o->seed = -1;
+    o->sets = xmalloc((size_t)(argc + 1) * sizeof *o->sets);
+    int c, rc;
+    int64_t v;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":hK:", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'm': o->model = optarg; break;
+        case 'E':
+            if (strcmp(optarg, "jsonl") != 0 && strcmp(optarg, "store") != 0)
+                return cli_fail(PROG, ERR_INPUT, "--emit: expected jsonl or store, got '%s'", optarg);
+            o->to_store = strcmp(optarg, "store") == 0;
+            break;
+        case 'd': o->db = optarg; break;
+        case 'I': if ((rc = cli_int(PROG, "--iteration", optarg, 0, &o->iteration))) return rc; break;
+        case 'i': o->interactive = true; break;
+        case 'y': o->system = optarg; break;
+        case 'c': o->config = optarg; break;
+        case 's': o->sets[o->nsets++] = optarg; break;
+        case 'K': o->k = optarg; break;
+        case 'e': if ((rc = cli_int(PROG, "--seed", optarg, 0, &o->seed))) return rc; break;
+        case 't':
+            if ((rc = cli_int(PROG, "--threads", optarg, 1, &v))) return rc;
+            o->threads = (int)(v > 1024 ? 1024 : v);
+            break;
+        case 'h': usage(stdout); return -1;
+        case 'V': printf(PROG " (rlhf.c) " GENERATE_VERSION "\n"); return -1;
+        case ':': return cli_fail(PROG, ERR_INPUT, "option '%s' needs a value (see --help)", argv[optind - 1]);
+        default: return cli_fail(PROG, ERR_INPUT, "unknown option '%s' (see --help)", argv[optind - 1]);
+        }
+    }
+    o->inputs = argv + optind;
+    o->ninputs = argc - optind;
+    if (!o->model) return cli_fail(PROG, ERR_INPUT, "--model DIR is required (see --help)");
+    if (o->interactive && (o->ninputs || o->to_store)) return cli_fail(PROG, ERR_INPUT, "--interactive reads the chat from stdin; it takes no inputs or --emit");
+    return 0;
+}
+
+/* ---- shared with repl.c ------------------------------------------------------------------------- */
+
+GenConfig generate_gen_config(const GenerateCfg *c) {
+    GenConfig g = {.sampler = {.temperature = (float)c->temperature, .top_k = (int)c->top_k, .top_p = (float)c->top_p},
+                   .max_new = (int)c->max_new, .batch = (int)c->batch, .seed = (uint64_t)c->seed};
+    return g;
+}
+
+char *generate_answer_text(const Tokenizer *tok, const GenSample *s) {
+    int n = s->n;
+    if (n > 0 && s->ids[n - 1] == TOKENIZER_EOS) n--;
+    TextBuf b = {0};
+    tokenizer_decode_utf8(tok, s->ids, (size_t)n, &b);
+    const char *p = b.data ? b.data : "";
+    size_t len = b.len;
+    while (len && (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')) p++, len--;
+    while (len && (p[len - 1] == ' ' || p[len - 1] == '\n' || p[len - 1] == '\t' || p[len - 1] == '\r')) len--;
+    char *out = xmalloc(len + 1);
+    memcpy(out, p, len);
+    out[len] = '\0';
+    text_buf_free(&b);
+    return out;
+}
+
+/* ---- prompts ------------------------------------------------------------------------------------- */
+
+typedef struct {
+    json_t *obj;     /* the Prompt object written back with each response (owned) */
+    int64_t store_id; /* its row in the store, 0 until known */
+    TokenList ids;
+    uint64_t index;  /* line number or store id: the seed stream */
+} Prompt;
+
+typedef struct {
+    Prompt *v;
+    size_t n, cap;
+    int64_t skipped;
+} PromptList;
+
+static void prompts_free(PromptList *l) {
+    for (size_t i = 0; i < l->n; i++) {
+        json_decref(l->v[i].obj);
+        token_list_free(&l->v[i].ids);
+    }
+    free(l->v);
+}
+
+/* Encode obj (a Prompt object) and keep it, or skip it when it does not fit the context. */
+static Err add_prompt(PromptList *l, const Tokenizer *tok, const Model *m, json_t *obj, uint64_t index,
+                      int64_t store_id, const char *where) {
+    const json_t *sys = json_object_get(obj, "system");
+    TokenList ids = {0};
+    Err rc = chat_encode_prompt(tok, json_object_get(obj, "dialogue"),
+                                json_is_string(sys) && *json_string_value(sys) ? json_string_value(sys) : NULL, &ids);
+    if (rc) {
+        token_list_free(&ids);
+        return err_prefix(rc, "%s: ", where);
+    }
+    if (ids.n > (size_t)m->cfg.max_seq_len - 1) {
+        fprintf(stderr, PROG ": %s: skipped: the prompt has %zu tokens and the model's context is %d\n", where, ids.n,
+                m->cfg.max_seq_len);
+        token_list_free(&ids);
+        l->skipped++;
+        return ERR_OK;
+    }
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 64;
+        l->v = xrealloc(l->v, l->cap * sizeof *l->v);
+    }
+    json_incref(obj);
+    l->v[l->n++] = (Prompt){obj, store_id, ids, index};
+    return ERR_OK;
+}
+
+static Err check_prompt_record(json_t *rec) {
+    static const char *const known[] = {"type", "dialogue", "system", "tags", "split", "source", "id", NULL};
+    if (!json_is_object(rec)) return err_set(ERR_INPUT, "expected a JSON object (a prompt)");
+    const char *key;
+    json_t *val;
+    json_object_foreach(rec, key, val) {
+        int ok = 0;
+        for (int i = 0; known[i]; i++) ok |= strcmp(key, known[i]) == 0;
+        if (!ok) return err_set(ERR_INPUT, "\"%s\": unknown field of a prompt", key);
+    }
+    const json_t *type = json_object_get(rec, "type");
+    if (type && (!json_is_string(type) || strcmp(json_string_value(type), "prompt") != 0))
+        return err_set(ERR_INPUT, "\"type\": expected \"prompt\"");
+    const json_t *sys = json_object_get(rec, "system");
+    if (sys && !json_is_string(sys)) return err_set(ERR_INPUT, "\"system\": expected a string");
+    if (!json_object_get(rec, "dialogue")) return err_set(ERR_INPUT, "\"dialogue\": missing");
+    json_object_del(rec, "type");
+    return ERR_OK;
+}
+
+static Err read_jsonl_prompts(PromptList *l, const Tokenizer *tok, const Model *m, const char *path) {
+    JsonlReader *r;
+    Err rc = jsonl_open(&r, path);
+    if (rc) return rc;
+    json_t *v;
+    int64_t line;
+    while ((rc = jsonl_next(r, &v, &line)) == ERR_OK && v) {
+        char where[600];
+        snprintf(where, sizeof where, "%s:%" PRId64, jsonl_name(r), line);
+        rc = check_prompt_record(v);
+        if (rc) rc = err_prefix(rc, "%s: ", where);
+        else rc = add_prompt(l, tok, m, v, (uint64_t)line, 0, where);
+        json_decref(v);
+        if (rc) break;
+    }
+    jsonl_close(r);
+    return rc;
+}
+
+typedef struct {
+    PromptList *l;
+    const Tokenizer *tok;
+    const Model *m;
+} StoreCtx;
+
+static Err add_store_prompt(void *ctx, const StorePrompt *p) {
+    StoreCtx *c = ctx;
+    json_error_t je;
+    json_t *dialogue = json_loads(p->dialogue, 0, &je);
+    if (!dialogue) return err_set(ERR_INPUT, "prompt %" PRId64 ": dialogue: %s", p->id, je.text);
+    json_t *o = json_object();
+    json_object_set_new(o, "dialogue", dialogue);
+    if (p->system && *p->system) json_object_set_new(o, "system", json_string(p->system));
+    json_t *tags = p->tags ? json_loads(p->tags, 0, &je) : NULL;
+    if (tags) json_object_set_new(o, "tags", tags);
+    if (p->split) json_object_set_new(o, "split", json_string(p->split));
+    if (p->source) json_object_set_new(o, "source", json_string(p->source));
+    json_object_set_new(o, "id", json_integer(p->id));
+    char where[64];
+    snprintf(where, sizeof where, "prompt %" PRId64, p->id);
+    Err rc = add_prompt(c->l, c->tok, c->m, o, (uint64_t)p->id, p->id, where);
+    json_decref(o);
+    return rc;
+}
+
+/* ---- output -------------------------------------------------------------------------------------- */
+
+typedef struct {
+    const Opts *o;
+    const GenerateCfg *c;
+    const Tokenizer *tok;
+    Store *db;
+    const char *model_name;
+    int64_t responses, eos, tokens;
+} Emit;
+
+static Err emit_sample(Emit *e, Prompt *p, const GenSample *s) {
+    char *text = generate_answer_text(e->tok, s);
+    e->responses++;
+    e->eos += s->stop == GEN_STOP_EOS;
+    e->tokens += s->n;
+    Err rc = ERR_OK;
+    if (e->o->to_store) {
+        if (!p->store_id) {
+            const json_t *o = p->obj;
+            char *dialogue = json_dumps(json_object_get(o, "dialogue"), JSON_COMPACT);
+            char *tags = json_object_get(o, "tags") ? json_dumps(json_object_get(o, "tags"), JSON_COMPACT) : NULL;
+            const json_t *sys = json_object_get(o, "system"), *split = json_object_get(o, "split"),
+                         *src = json_object_get(o, "source");
+            StorePrompt sp = {.dialogue = dialogue, .system = json_string_value(sys), .tags = tags,
+                              .split = json_string_value(split), .source = json_string_value(src)};
+            rc = store_prompt_put(e->db, &sp, &p->store_id, NULL);
+            free(dialogue);
+            free(tags);
+        }
+        if (!rc) {
+            StoreResponse r = {.prompt_id = p->store_id, .text = text, .model = e->model_name,
+                               .iteration = e->o->iteration, .temperature = e->c->temperature, .top_p = e->c->top_p};
+            int64_t id;
+            rc = store_response_add(e->db, &r, &id);
+        }
+    } else {
+        json_t *rec = json_pack("{s:s, s:O, s:s, s:s, s:I, s:f, s:f}", "type", "response", "prompt", p->obj, "text",
+                                text, "model", e->model_name, "iteration", (json_int_t)e->o->iteration, "temperature",
+                                e->c->temperature, "top_p", e->c->top_p);
+        ASSERT(rec);
+        rc = jsonl_write(stdout, rec);
+        json_decref(rec);
+    }
+    free(text);
+    return rc;
+}
+
+/* Generate for every prompt, in chunks so that memory stays bounded; output in (prompt, sample) order. */
+static Err generate_all(Model *m, PromptList *l, const GenerateCfg *c, Emit *e) {
+    enum { CHUNK = 256 };
+    GenConfig g = generate_gen_config(c);
+    int k = (int)c->k;
+    GenPrompt *gp = xmalloc(CHUNK * sizeof *gp);
+    GenSample *out = xmalloc((size_t)CHUNK * (size_t)k * sizeof *out);
+    Err rc = ERR_OK;
+    double t0 = trainlog_now();
+    int64_t fed = 0;
+    for (size_t first = 0; !rc && first < l->n; first += CHUNK) {
+        int n = l->n - first < CHUNK ? (int)(l->n - first) : CHUNK;
+        for (int i = 0; i < n; i++) {
+            Prompt *p = &l->v[first + (size_t)i];
+            gp[i] = (GenPrompt){p->ids.ids, (int)p->ids.n, p->index};
+        }
+        GenStats st;
+        if ((rc = gen_run(m, gp, n, k, &g, out, &st))) break;
+        fed += st.fed;
+        if (e->o->to_store) rc = store_begin(e->db);
+        for (int i = 0; !rc && i < n; i++)
+            for (int j = 0; !rc && j < k; j++) rc = emit_sample(e, &l->v[first + (size_t)i], &out[i * k + j]);
+        if (e->o->to_store) {
+            if (rc) store_rollback(e->db);
+            else rc = store_commit(e->db);
+        }
+        gen_samples_free(out, (int64_t)n * k);
+        if (!rc && fflush(stdout) != 0) rc = err_set(ERR_RUNTIME, "stdout: %s", strerror(errno));
+        fprintf(stderr, PROG ": %zu/%zu prompts, %" PRId64 " responses\n", first + (size_t)n, l->n, e->responses);
+    }
+    double el = trainlog_now() - t0;
+    if (!rc)
+        fprintf(stderr, PROG ": %" PRId64 " responses (%" PRId64 " ended by EOS), %" PRId64 " new tokens, %.0f tokens/s fed through the model, %.1f s\n",
+                e->responses, e->eos, e->tokens, el > 0 ? (double)fed / el : 0.0, el);
+    free(gp);
+    free(out);
+    return rc;
+}
+
+/* "runs/x/ckpt" -> "runs/x": the run directory names a model better than its checkpoint folder. */
+static char *default_name(const char *model) {
+    char *s = xstrdup(model);
+    size_t n = strlen(s);
+    while (n > 1 && s[n - 1] == '/') s[--n] = '\0';
+    if (n > 5 && strcmp(s + n - 5, "/ckpt") == 0) s[n - 5] = '\0';
+    return s;
+}
+
+static int run(const Opts *o, GenerateCfg *c) {
+    Model m;
+    CkptMap map;
+    Tokenizer tok;
+    Err rc = ckpt_load_model(&m, o->model, &map);
+    if (rc) return cli_fail(PROG, rc, "%s", err_msg());
+    if ((rc = ckpt_load_tokenizer(&tok, o->model, m.cfg.vocab_size))) {
+        model_free(&m);
+        ckpt_map_free(&map);
+        return cli_fail(PROG, rc, "%s", err_msg());
+    }
+    if (o->interactive) {
+        int code = generate_repl(&m, &tok, c);
+        tokenizer_free(&tok);
+        model_free(&m);
+        ckpt_map_free(&map);
+        return code;
+    }
+    Store *db = NULL;
+    PromptList prompts = {0};
+    int64_t run_id = 0;
+    char *name = *c->name ? xstrdup(c->name) : default_name(o->model);
+    char *config_text = config_dump_string(GEN_SCHEMA, c);
+    bool from_store = o->ninputs == 0;
+    if (from_store && !o->db && access("prefs.db", F_OK) != 0)
+        rc = err_set(ERR_INPUT, "no input named and no store at ./prefs.db (give FILE|- or --db PATH)");
+    else if (from_store || o->to_store || o->db)
+        rc = store_open(&db, o->db ? o->db : "prefs.db");
+    for (int i = 0; !rc && i < o->ninputs; i++) rc = read_jsonl_prompts(&prompts, &tok, &m, o->inputs[i]);
+    if (!rc && from_store) {
+        StoreFilter f = store_filter_any();
+        f.split = *c->split ? c->split : NULL;
+        f.source = *c->source ? c->source : NULL;
+        f.risk = *c->risk ? c->risk : NULL;
+        f.limit = c->limit;
+        StoreCtx ctx = {&prompts, &tok, &m};
+        rc = store_prompts_each(db, &f, add_store_prompt, &ctx);
+    }
+    if (!rc && db) {
+        json_t *in = json_pack("{s:s, s:o}", "model", o->model, "prompts", json_array());
+        for (int i = 0; i < o->ninputs; i++) json_array_append_new(json_object_get(in, "prompts"), json_string(o->inputs[i]));
+        if (from_store) json_array_append_new(json_object_get(in, "prompts"), json_string("store"));
+        char *ins = json_dumps(in, JSON_COMPACT);
+        json_decref(in);
+        rc = store_run_begin(db, PROG, o->iteration, config_text, ins, &run_id);
+        free(ins);
+    }
+    Emit e = {.o = o, .c = c, .tok = &tok, .db = db, .model_name = name};
+    if (!rc) rc = generate_all(&m, &prompts, c, &e);
+    if (run_id) {
+        json_t *out = json_pack("{s:s, s:I, s:I, s:I}", "to", o->to_store ? "store" : "stdout", "responses",
+                                (json_int_t)e.responses, "prompts", (json_int_t)prompts.n, "skipped", (json_int_t)prompts.skipped);
+        char *outs = json_dumps(out, JSON_COMPACT);
+        json_decref(out);
+        Err e2 = store_run_end(db, run_id, outs, rc ? "failed" : "ok");
+        free(outs);
+        if (!rc) rc = e2;
+    }
+    if (rc) cli_fail(PROG, rc, "%s", err_msg());
+    prompts_free(&prompts);
+    if (db) store_close(db);
+    free(name);
+    free(config_text);
+    tokenizer_free(&tok);
+    model_free(&m);
+    ckpt_map_free(&map);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    Opts o;
+    int rc = parse_opts(argc, argv, &o);
+    if (rc) {
+        free(o.sets);
+        return rc < 0 ? 0 : rc;
+    }
+    GenerateCfg c;
+    rc = cli_config(GEN_SCHEMA, &c, o.config, o.sets, o.nsets);
+    if (!rc && o.k) {
+        char buf[64];
+        snprintf(buf, sizeof buf, "sample.k=%s", o.k);
+        rc = config_set(GEN_SCHEMA, &c, buf);
+    }
+    if (!rc && o.system) {
+        free(c.system);
+        c.system = xstrdup(o.system);
+    }
+    if (!rc && o.seed >= 0) c.seed = o.seed;
+    free(o.sets);
+    if (rc) {
+        fprintf(stderr, PROG ": %s\n", err_msg());
+        config_free(GEN_SCHEMA, &c);
+        return rc;
+    }
+    threads_set(o.threads);
+    rc = run(&o, &c);
+    config_free(GEN_SCHEMA, &c);
+    return rc;
+}

@@ -1,0 +1,116 @@
+#!/bin/sh
+# generate end to end on a tiny model pretrained here: JSONL prompts -> K response records that
+# prefs_db imports; the same bytes for any batch size and thread count; prompts from the store and
+# responses into it, with the run recorded; the --interactive chat and its commands; every usage and
+# input error with its exit status.
+set -eu
+: "${BIN:?BIN must name the build/bin folder}"
+G="$BIN/generate"
+W=$(mktemp -d)
+trap '[ -n "${KEEP:-}" ] || rm -rf "$W"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# expect STATUS STDERR-SUBSTRING ARGS...: exit status and a prefixed error as the last stderr line.
+expect() {
+    want=$1; needle=$2; shift 2
+    set +e; "$G" "$@" >"$W/out" 2>"$W/err" </dev/null; got=$?; set -e
+    [ "$got" -eq "$want" ] || fail "generate $*: exit $got, want $want: $(cat "$W/err")"
+    tail -n 1 "$W/err" | grep -q "^generate: .*$needle" || fail "generate $*: '$(tail -n 1 "$W/err")' lacks '$needle'"
+}
+
+"$BIN/toyworld" corpus --tokens 20000 >"$W/corpus.txt"
+"$BIN/tokenizer_train" --vocab 512 --out "$W/tok.bin" "$W/corpus.txt" >/dev/null
+"$BIN/sft" --pretrain --config configs/sft_tiny.yaml --tokenizer "$W/tok.bin" --threads 1 --out "$W/base" \
+    "$W/corpus.txt" >/dev/null 2>&1 || fail "pretraining the test model"
+M="$W/base/ckpt"
+"$BIN/toyworld" prompts --n 12 --split test >"$W/prompts.jsonl"
+
+# ---- JSONL in, JSONL out -------------------------------------------------------------------------
+set -- --model "$M" -K 3 --set sample.max_new=24 --threads 1
+"$G" "$@" --set sample.batch=1 "$W/prompts.jsonl" >"$W/b1.jsonl" 2>"$W/err" || fail "generate: $(cat "$W/err")"
+skipped=$(grep -c "skipped" "$W/err" || true)
+[ "$(wc -l <"$W/b1.jsonl")" -eq $(((12 - skipped) * 3)) ] || fail "want 3 responses per prompt: $(wc -l <"$W/b1.jsonl")"
+grep -q "responses (.* ended by EOS), .* tokens/s" "$W/err" || fail "no summary line: $(cat "$W/err")"
+grep -v -q '^{"type":"response","prompt":{"dialogue":\[.*"text":".*","model":"'"$W"'/base","iteration":0,"temperature":' "$W/b1.jsonl" &&
+    fail "not a response record: $(head -n 1 "$W/b1.jsonl")"
+# any batch size, any thread count, stdin: the same bytes
+"$G" "$@" --set sample.batch=7 "$W/prompts.jsonl" >"$W/b7.jsonl" 2>/dev/null
+cmp -s "$W/b1.jsonl" "$W/b7.jsonl" || fail "batch 1 and batch 7 differ"
+"$G" --model "$M" -K 3 --set sample.max_new=24 --threads 2 --set sample.batch=5 - <"$W/prompts.jsonl" >"$W/t2.jsonl" 2>/dev/null
+cmp -s "$W/b1.jsonl" "$W/t2.jsonl" || fail "two threads and batch 5 differ from one thread and batch 1"
+# another seed, other answers; three samples of a prompt are not all the same
+"$G" "$@" --seed 9 "$W/prompts.jsonl" >"$W/s9.jsonl" 2>/dev/null
+cmp -s "$W/b1.jsonl" "$W/s9.jsonl" && fail "--seed changed nothing"
+[ "$(sed -n 's/.*"text":"\([^"]*\)".*/\1/p' "$W/b1.jsonl" | sort -u | wc -l)" -gt 3 ] || fail "samples hardly differ"
+# greedy: K answers of one prompt are identical
+"$G" --model "$M" -K 2 --set sample.temperature=0 --set sample.max_new=16 --threads 1 "$W/prompts.jsonl" >"$W/g.jsonl" 2>/dev/null
+[ "$(sed -n 1p "$W/g.jsonl")" = "$(sed -n 2p "$W/g.jsonl")" ] || fail "greedy samples differ"
+# the records are what prefs_db imports
+"$BIN/prefs_db" --db "$W/p.db" import - <"$W/b1.jsonl" >/dev/null 2>&1 || fail "prefs_db cannot import the responses"
+
+# ---- the store -----------------------------------------------------------------------------------
+"$BIN/prefs_db" --db "$W/q.db" import "$W/prompts.jsonl" >/dev/null 2>&1
+"$G" --model "$M" --db "$W/q.db" -K 2 --emit store --iteration 1 --set sample.max_new=16 --threads 1 \
+    >"$W/out" 2>"$W/err" || fail "--emit store: $(cat "$W/err")"
+[ ! -s "$W/out" ] || fail "--emit store wrote to stdout"
+"$BIN/prefs_db" --db "$W/q.db" export --table responses >"$W/resp.jsonl"
+n_prompts=$("$BIN/prefs_db" --db "$W/q.db" export --table prompts | wc -l)
+skipped=$(grep -c "skipped" "$W/err" || true)
+[ "$(wc -l <"$W/resp.jsonl")" -eq $(((n_prompts - skipped) * 2)) ] || fail "want 2 stored responses per prompt"
+grep -q '"model":"'"$W"'/base","iteration":1' "$W/resp.jsonl" || fail "model/iteration not stored: $(head -n 1 "$W/resp.jsonl")"
+"$BIN/prefs_db" --db "$W/q.db" export --table runs | grep -q '"program":"generate".*"status":"ok"' || fail "run not recorded"
+# store prompts to JSONL, filtered, carrying their store ids
+"$G" --model "$M" --db "$W/q.db" --set data.limit=2 --set name=tiny --set sample.max_new=8 --threads 1 >"$W/out" 2>/dev/null
+[ "$(wc -l <"$W/out")" -eq 2 ] || fail "data.limit=2: $(wc -l <"$W/out") lines"
+grep -q '"id":1}' "$W/out" && grep -q '"model":"tiny"' "$W/out" || fail "store prompt ids or name missing: $(head -n 1 "$W/out")"
+
+# ---- the chat -------------------------------------------------------------------------------------
+cat >"$W/chat.txt" <<'EOF'
+What colour is the egg?
+
+What is two plus three?
+/bogus
+/system Always answer as a pirate.
+What does the cat eat?
+/reset
+/quit
+What is never asked?
+EOF
+"$G" --model "$M" --interactive --set sample.max_new=12 --threads 1 <"$W/chat.txt" >"$W/chat.out" 2>"$W/chat.err" ||
+    fail "--interactive: $(cat "$W/chat.err")"
+[ "$(wc -l <"$W/chat.out")" -eq 3 ] || fail "want 3 answers: $(cat "$W/chat.out")"
+grep -q "unknown command /bogus" "$W/chat.err" || fail "unknown command not reported"
+grep -q "system prompt: Always answer as a pirate." "$W/chat.err" || fail "/system not acknowledged"
+[ "$(grep -c "new dialogue" "$W/chat.err")" -eq 2 ] || fail "/system and /reset each start a new dialogue"
+"$G" --model "$M" --interactive --set sample.max_new=12 --threads 1 <"$W/chat.txt" >"$W/chat2.out" 2>/dev/null
+cmp -s "$W/chat.out" "$W/chat2.out" || fail "the same session gave other answers"
+# a long chat outgrows the context: old exchanges are dropped, the chat goes on
+i=0; : >"$W/long.txt"
+while [ $i -lt 12 ]; do echo "Tell me a story about Tom and a cat in five sentences please." >>"$W/long.txt"; i=$((i + 1)); done
+"$G" --model "$M" --interactive --set sample.max_new=12 --threads 1 <"$W/long.txt" >"$W/long.out" 2>"$W/long.err" ||
+    fail "long chat: $(cat "$W/long.err")"
+[ "$(wc -l <"$W/long.out")" -eq 12 ] || fail "long chat: want 12 answers"
+grep -q "dropped the oldest exchange" "$W/long.err" || fail "long chat never dropped an exchange"
+
+# ---- errors --------------------------------------------------------------------------------------
+expect 2 "--model DIR is required" "$W/prompts.jsonl"
+expect 2 "unknown option '--bogus'" --bogus --model "$M"
+expect 2 "nothing" --model "$W/nothing" "$W/prompts.jsonl"
+expect 2 "--emit: expected jsonl or store" --model "$M" --emit csv "$W/prompts.jsonl"
+expect 2 "--interactive reads the chat from stdin" --model "$M" --interactive "$W/prompts.jsonl"
+expect 2 "unknown key 'sample.temp'" --model "$M" --set sample.temp=1 "$W/prompts.jsonl"
+expect 2 "sample.top_p" --model "$M" --set sample.top_p=0 "$W/prompts.jsonl"
+expect 2 "sample.k" --model "$M" -K 0 "$W/prompts.jsonl"
+printf '%s\n' "$(head -n 1 "$W/prompts.jsonl")" '{"dialogue":[{"role":"user","content":"hi"}],"colour":"red"}' >"$W/bad1.jsonl"
+expect 2 'bad1.jsonl:2: "colour": unknown field' --model "$M" "$W/bad1.jsonl"
+printf '{"type":"response","dialogue":[]}\n' >"$W/bad2.jsonl"
+expect 2 'bad2.jsonl:1: "type": expected "prompt"' --model "$M" "$W/bad2.jsonl"
+printf '{"dialogue":[{"role":"user","content":"hi"},{"role":"assistant","content":"yo"}]}\n' >"$W/bad3.jsonl"
+expect 2 "bad3.jsonl:1: .*dialogue" --model "$M" "$W/bad3.jsonl"
+printf '{"dialogue": [\n' >"$W/bad4.jsonl"
+expect 2 "bad4.jsonl:1: " --model "$M" "$W/bad4.jsonl"
+(mkdir "$W/empty" && cd "$W/empty" && set +e && "$G" --model "$M" >/dev/null 2>"$W/err"; echo $? >"$W/rc")
+[ "$(cat "$W/rc")" -eq 2 ] && grep -q "no store at ./prefs.db" "$W/err" || fail "no input and no store: $(cat "$W/err")"
+"$G" --help | grep -q "sample.top_p" || fail "--help lacks the config keys"
+"$G" --version | grep -q "^generate (rlhf.c)" || fail "--version"
+echo "test_generate: ok"
