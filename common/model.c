@@ -231,6 +231,29 @@ void model_zero_grads(Model *m) { memset(m->grads, 0, sizeof(float) * m->n_param
 /* ------------------------------------------------------------------------------------------------ */
 /* forward and backward */
 
+/* Layer l's slices of the activation caches for a (B, T) batch. */
+typedef struct {
+    float *x, *rstd1, *xn1, *qkv, *att, *ao, *xmid, *rstd2, *xn2, *gu, *sw, *xnext;
+} LayerView;
+
+static LayerView layer_view(const ModelActs *a, const ModelConfig *c, int l, int B, int T) {
+    size_t N = (size_t)B * T, D = c->dim, F = c->hidden_dim, hd = D / c->n_heads, HD = c->n_heads * hd;
+    size_t QKV = HD + 2 * c->n_kv_heads * hd;
+    LayerView v = {.x = a->x + l * N * D,
+                   .rstd1 = a->rstd1 + l * N,
+                   .xn1 = a->xn1 + l * N * D,
+                   .qkv = a->qkv + l * N * QKV,
+                   .att = a->att + l * (size_t)B * c->n_heads * T * T,
+                   .ao = a->ao + l * N * HD,
+                   .xmid = a->xmid + l * N * D,
+                   .rstd2 = a->rstd2 + l * N,
+                   .xn2 = a->xn2 + l * N * D,
+                   .gu = a->gu + l * N * 2 * F,
+                   .sw = a->sw + l * N * F,
+                   .xnext = a->x + (l + 1) * N * D};
+    return v;
+}
+
 void model_forward(Model *m, const int32_t *tokens, int B, int T) {
     const ModelConfig *c = &m->cfg;
     ModelActs *a = &m->acts;
@@ -243,19 +266,17 @@ void model_forward(Model *m, const int32_t *tokens, int B, int T) {
 
     embedding_forward(a->x, tokens, w->embed, N, D);
     for (int l = 0; l < c->n_layers; l++) {
-        float *x = a->x + (size_t)l * N * D, *xn1 = a->xn1 + (size_t)l * N * D;
-        float *qkv = a->qkv + (size_t)l * N * QKV, *ao = a->ao + (size_t)l * N * HD;
-        float *xmid = a->xmid + (size_t)l * N * D, *xn2 = a->xn2 + (size_t)l * N * D;
-        float *gu = a->gu + (size_t)l * N * 2 * F, *sw = a->sw + (size_t)l * N * F;
-        float *att = a->att + (size_t)l * B * H * T * T, *xnext = a->x + (size_t)(l + 1) * N * D;
-        rmsnorm_forward(xn1, a->rstd1 + (size_t)l * N, x, w->attn_norm + (size_t)l * D, N, D, c->norm_eps);
+        LayerView v = layer_view(a, c, l, B, T);
+        float *x = v.x, *xn1 = v.xn1, *qkv = v.qkv, *ao = v.ao, *xmid = v.xmid, *xn2 = v.xn2, *gu = v.gu;
+        float *sw = v.sw, *att = v.att, *xnext = v.xnext;
+        rmsnorm_forward(xn1, v.rstd1, x, w->attn_norm + (size_t)l * D, N, D, c->norm_eps);
         linear_forward(qkv, xn1, w->wqkv + (size_t)l * QKV * D, N, D, QKV);
         rope_forward(qkv, a->pos, m->rope_cos, m->rope_sin, N, QKV, H, hd);
         rope_forward(qkv + HD, a->pos, m->rope_cos, m->rope_sin, N, QKV, KV, hd);
         attention_forward(ao, att, qkv, qkv + HD, qkv + HD + KV * hd, B, T, H, KV, hd, QKV, QKV, HD);
         linear_forward(xmid, ao, w->wo + (size_t)l * D * HD, N, HD, D);
         residual_forward(xmid, xmid, x, (size_t)N * D);
-        rmsnorm_forward(xn2, a->rstd2 + (size_t)l * N, xmid, w->ffn_norm + (size_t)l * D, N, D, c->norm_eps);
+        rmsnorm_forward(xn2, v.rstd2, xmid, w->ffn_norm + (size_t)l * D, N, D, c->norm_eps);
         linear_forward(gu, xn2, w->w13 + (size_t)l * 2 * F * D, N, D, 2 * F);
         swiglu_forward(sw, gu, gu + F, N, F, 2 * F);
         linear_forward(xnext, sw, w->w2 + (size_t)l * D * F, N, F, D);
@@ -308,11 +329,9 @@ void model_backward(Model *m, const int32_t *tokens, int B, int T) {
     rmsnorm_backward(a->dres, g->final_norm, a->dxn, a->x + (size_t)c->n_layers * ND, w->final_norm, a->rstdf, N, D);
 
     for (int l = c->n_layers - 1; l >= 0; l--) {
-        float *x = a->x + (size_t)l * ND, *xn1 = a->xn1 + (size_t)l * ND;
-        float *qkv = a->qkv + (size_t)l * N * QKV, *ao = a->ao + (size_t)l * N * HD;
-        float *xmid = a->xmid + (size_t)l * ND, *xn2 = a->xn2 + (size_t)l * ND;
-        float *gu = a->gu + (size_t)l * N * 2 * F, *sw = a->sw + (size_t)l * N * F;
-        float *att = a->att + (size_t)l * B * H * T * T;
+        LayerView v = layer_view(a, c, l, B, T);
+        float *x = v.x, *xn1 = v.xn1, *qkv = v.qkv, *ao = v.ao, *xmid = v.xmid, *xn2 = v.xn2, *gu = v.gu;
+        float *sw = v.sw, *att = v.att;
         /* feed-forward branch: dres is d/d x_{l+1}, which is also d/d xmid through the residual */
         memset(a->dsw, 0, sizeof(float) * N * F);
         linear_backward(a->dsw, g->w2 + (size_t)l * D * F, a->dres, sw, w->w2 + (size_t)l * D * F, N, F, D);
@@ -322,7 +341,7 @@ void model_backward(Model *m, const int32_t *tokens, int B, int T) {
         linear_backward(a->dxn, g->w13 + (size_t)l * 2 * F * D, a->dgu, xn2, w->w13 + (size_t)l * 2 * F * D, N, D,
                         2 * F);
         rmsnorm_backward(a->dres, g->ffn_norm + (size_t)l * D, a->dxn, xmid, w->ffn_norm + (size_t)l * D,
-                         a->rstd2 + (size_t)l * N, N, D);
+                         v.rstd2, N, D);
         /* attention branch: dres is now d/d xmid, which is also d/d x through the residual */
         memset(a->dao, 0, sizeof(float) * N * HD);
         linear_backward(a->dao, g->wo + (size_t)l * D * HD, a->dres, ao, w->wo + (size_t)l * D * HD, N, HD, D);
@@ -335,7 +354,7 @@ void model_backward(Model *m, const int32_t *tokens, int B, int T) {
         linear_backward(a->dxn, g->wqkv + (size_t)l * QKV * D, a->dqkv, xn1, w->wqkv + (size_t)l * QKV * D, N, D,
                         QKV);
         rmsnorm_backward(a->dres, g->attn_norm + (size_t)l * D, a->dxn, x, w->attn_norm + (size_t)l * D,
-                         a->rstd1 + (size_t)l * N, N, D);
+                         v.rstd1, N, D);
     }
     embedding_backward(g->embed, a->dres, tokens, N, D);
 }
