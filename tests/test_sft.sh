@@ -61,6 +61,15 @@ same_run "$W/base" "$W/base3"
 "$S" --out "$W/base4" --seed 2 "$@" >/dev/null 2>&1 || fail "seed 2"
 cmp -s "$W/base/ckpt/model.safetensors" "$W/base4/ckpt/model.safetensors" && fail "--seed changed nothing"
 
+# two micro-batches of 4 rows are one step of 8 rows (full pretraining rows: the mean of the two
+# means is the mean), up to float rounding
+"$S" --out "$W/acc1" "$@" --set train.steps=10 >/dev/null 2>&1 || fail "batch 8"
+"$S" --out "$W/acc2" "$@" --set train.steps=10 --set train.batch_size=4 --set train.grad_accum=2 >/dev/null 2>&1 ||
+    fail "batch 4 x 2"
+paste "$W/acc1/metrics.tsv" "$W/acc2/metrics.tsv" | awk -F '\t' 'NR > 1 && $2 == "loss" {
+    d = $3 - $6; if (d < 0) d = -d; if (d > 1e-5 * $3) { print "step " $1 ": " $3 " vs " $6; bad = 1 } }
+    END { exit bad }' || fail "grad_accum 2 x batch 4 differs from batch 8"
+
 # ---- SFT on dialogues ----------------------------------------------------------------------------
 "$BIN/toyworld" demos --n 150 >"$W/demos.jsonl"
 set -- --init "$W/base/ckpt" --config configs/sft_tiny.yaml --set train.steps=120 --set train.eval_every=40 \
