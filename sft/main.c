@@ -431,6 +431,12 @@ static int run(const Opts *o, SftCfg *c) {
         if ((rc = ckpt_load_optimizer(&tr.opt, ckpt_dir, &tr.m))) goto done;
         have_opt = true;
         if ((rc = restore(&tr, ckpt_dir))) goto done;
+        if (tr.step >= c->steps) {
+            printf("%s: %s already finished at step %" PRId64 "\n", PROG, ckpt_dir, tr.step);
+            goto cleanup;
+        }
+        fprintf(stderr, PROG ": resuming %s at step %" PRId64 " (epoch %" PRId64 ", item %" PRId64 ")\n", ckpt_dir,
+                tr.step, tr.cur.epoch, tr.cur.pos);
     } else {
         adamw_create(&tr.opt, tr.m.n_params);
         have_opt = true;

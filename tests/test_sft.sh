@@ -55,6 +55,10 @@ grep -q '"step": 23' "$W/base2/ckpt/trainer_state.json" || fail "stop-at checkpo
 grep -q '"finished": false' "$W/base2/ckpt/trainer_state.json" || fail "stop-at checkpoint claims to be finished"
 "$S" --out "$W/base2" --resume "$@" >"$W/out" 2>"$W/err" || fail "--resume: $(cat "$W/err")"
 same_run "$W/base" "$W/base2"
+grep -q "^sft: resuming $W/base2/ckpt at step 23" "$W/err" || fail "no resume line: $(cat "$W/err")"
+"$S" --out "$W/base2" --resume "$@" >"$W/out" 2>"$W/err" || fail "resuming a finished run: $(cat "$W/err")"
+grep -q "already finished at step 60" "$W/out" || fail "a finished run resumed: $(cat "$W/out")"
+same_run "$W/base" "$W/base2"
 # the same seed and config twice: the same bytes; another seed: other weights
 "$S" --out "$W/base3" "$@" >/dev/null 2>&1 || fail "rerun"
 same_run "$W/base" "$W/base3"
