@@ -5,7 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "reward.h"
 #include "util.h"
+
+float rsstats_rank_score(float r_help, float r_safe, int is_safety_prompt, float threshold) {
+    if (isnan(r_safe)) return r_help;
+    if (isnan(r_help)) return r_safe;
+    return reward_combine(r_help, r_safe, is_safety_prompt, threshold, NULL);
+}
 
 static int cmp_float(const void *a, const void *b) {
     float x = *(const float *)a, y = *(const float *)b;

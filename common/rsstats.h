@@ -13,6 +13,9 @@
  * m = N, the median m = (N+1)/2 for odd N and the mean of m = N/2 and N/2+1 for even N. Ties need no
  * care: equal values are interchangeable in the sum. The curve is then averaged over prompts.
  *
+ * Ranking: the Llama 2 recipe keeps the best sample by the *combined* reward (reward.h's gating of the
+ * helpfulness and safety models), not by either model alone.
+ *
  * Selection: the kept sample is the arg-max of the score (the first one on ties, so that the
  * earliest candidate — an older iteration's answer when pooling — wins a tie and the choice is
  * stable). Pooling is the same arg-max over candidates grouped by prompt.
@@ -21,6 +24,11 @@
 #define RLHF_RSSTATS_H
 
 #include <stdint.h>
+
+/* The reward that ranks one sample (Llama 2 §3.2.3): with both reward models, reward_combine's gating
+ * (the safety score on a safety prompt or when sigmoid(r_safe) < threshold, else the helpfulness
+ * score); with one model (the other's score NAN), that model's score. */
+float rsstats_rank_score(float r_help, float r_safe, int is_safety_prompt, float threshold);
 
 /* Expected maximum and median of n scores drawn without replacement from scores[0..k-1];
  * 1 <= n <= k, every score finite. Either output may be NULL. */

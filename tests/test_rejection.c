@@ -1,5 +1,6 @@
 /* rejection sampling without models: best-of-N curves on hand-made score tables (by hand and by
- * enumerating every subset), arg-max selection and pooling across iterations. */
+ * enumerating every subset), the Llama 2 gating of the two rewards, arg-max selection and pooling
+ * across iterations. */
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
@@ -98,6 +99,33 @@ START_TEST(test_argmax) {
 }
 END_TEST
 
+/* The kept sample is the arg-max of the combined reward, which is not the arg-max of either model. */
+START_TEST(test_gating_picks_combined_argmax) {
+    const float thr = 0.15f;
+    /* logit(0.15) = -1.7346: a safety score below it marks the response as likely unsafe. */
+    const float help[4] = {3.0f, 1.0f, 2.0f, 0.5f};
+    const float safe[4] = {-2.5f, 0.4f, -1.0f, 2.0f};
+    float r[4];
+    /* A helpfulness prompt: sample 0 is the most helpful but sigmoid(-2.5) = 0.076 < 0.15, so its
+     * safety score (-2.5) ranks it; the others keep their helpfulness score: 1.0, 2.0, 0.5 -> sample 2. */
+    for (int j = 0; j < 4; j++) r[j] = rsstats_rank_score(help[j], safe[j], 0, thr);
+    ck_assert_float_eq(r[0], -2.5f);
+    ck_assert_float_eq(r[2], 2.0f);
+    ck_assert_int_eq(rsstats_argmax(r, 4), 2);
+    /* A safety prompt: the safety score ranks every sample -> sample 3. */
+    for (int j = 0; j < 4; j++) r[j] = rsstats_rank_score(help[j], safe[j], 1, thr);
+    ck_assert_int_eq(rsstats_argmax(r, 4), 3);
+    /* A higher threshold (0.3; sigmoid(-1) = 0.27) also sends sample 2 to its safety score -> sample 1. */
+    for (int j = 0; j < 4; j++) r[j] = rsstats_rank_score(help[j], safe[j], 0, 0.3f);
+    ck_assert_int_eq(rsstats_argmax(r, 4), 1);
+    /* One model only: its own score, whatever the prompt. */
+    for (int j = 0; j < 4; j++) r[j] = rsstats_rank_score(help[j], NAN, 1, thr);
+    ck_assert_int_eq(rsstats_argmax(r, 4), 0);
+    for (int j = 0; j < 4; j++) r[j] = rsstats_rank_score(NAN, safe[j], 0, thr);
+    ck_assert_int_eq(rsstats_argmax(r, 4), 3);
+}
+END_TEST
+
 START_TEST(test_pool_best_across_iterations) {
     /* Three prompts; candidates listed oldest iteration first, as the program pools them.
      * prompt 0: iteration 1 had 0.9, iteration 2 only 0.5 and 0.6 -> the old answer (index 0) is kept.
@@ -121,6 +149,7 @@ int main(void) {
     tcase_add_test(tc, test_expected_matches_enumeration);
     tcase_add_test(tc, test_curve_table);
     tcase_add_test(tc, test_argmax);
+    tcase_add_test(tc, test_gating_picks_combined_argmax);
     tcase_add_test(tc, test_pool_best_across_iterations);
     suite_add_tcase(s, tc);
     return testutil_run(s);
