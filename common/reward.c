@@ -144,6 +144,62 @@ Err reward_score_text(RewardModel *rm, const json_t *const *dialogues, const cha
     return rc;
 }
 
+/* ---- training ---------------------------------------------------------------------------------- */
+
+Err reward_margin_table(const char *kind, const double *custom, int ncustom, float table[4]) {
+    static const float SMALL[4] = {0.0f, 1.0f / 3.0f, 2.0f / 3.0f, 1.0f}, LARGE[4] = {0, 1, 2, 3};
+    for (int r = 0; r < 4; r++) table[r] = 0.0f;
+    if (strcmp(kind, "none") == 0) return ERR_OK;
+    if (strcmp(kind, "small") == 0 || strcmp(kind, "large") == 0) {
+        memcpy(table, kind[0] == 's' ? SMALL : LARGE, sizeof SMALL);
+        return ERR_OK;
+    }
+    if (strcmp(kind, "custom") != 0)
+        return err_set(ERR_INPUT, "loss.margin: unknown margin table '%s' (none, small, large, custom)", kind);
+    if (ncustom != 4)
+        return err_set(ERR_INPUT, "loss.margin_custom: expected 4 values (ratings 0..3), got %d", ncustom);
+    for (int r = 0; r < 4; r++) {
+        if (!isfinite(custom[r])) return err_set(ERR_INPUT, "loss.margin_custom[%d]: not a finite number", r);
+        table[r] = (float)custom[r];
+    }
+    return ERR_OK;
+}
+
+double reward_rank_loss(float r_chosen, float r_rejected, float margin, float *d_chosen, float *d_rejected) {
+    double d = (double)r_chosen - (double)r_rejected - (double)margin;
+    /* -log sigmoid(d) = softplus(-d) = max(-d, 0) + log1p(exp(-|d|)); sigmoid(-d) likewise from exp(-|d|). */
+    double e = exp(-fabs(d));
+    double loss = (d < 0 ? -d : 0.0) + log1p(e);
+    double s = d >= 0 ? e / (1.0 + e) : 1.0 / (1.0 + e); /* sigmoid(-d) */
+    if (d_chosen) *d_chosen = (float)-s;
+    if (d_rejected) *d_rejected = (float)s;
+    return loss;
+}
+
+double reward_pairs_step(Model *m, const int32_t *tokens, const int *last, const float *margins, int B, int T,
+                         float scale, int *correct, float *chosen, float *rejected) {
+    ASSERT(m->cfg.head == HEAD_SCALAR && m->grads);
+    model_forward(m, tokens, 2 * B, T);
+    ModelActs *a = &m->acts;
+    /* Only the 2B read positions carry a gradient; every other position of dvalues is zero. */
+    memset(a->dvalues, 0, sizeof(float) * (size_t)2 * B * T);
+    double sum = 0;
+    int ok = 0;
+    for (int b = 0; b < B; b++) {
+        size_t ic = (size_t)b * T + last[b], ir = (size_t)(B + b) * T + last[B + b];
+        float rc = a->values[ic], rr = a->values[ir], dc, dr;
+        sum += reward_rank_loss(rc, rr, margins[b], &dc, &dr);
+        a->dvalues[ic] = scale * dc;
+        a->dvalues[ir] = scale * dr;
+        ok += rc > rr;
+        if (chosen) chosen[b] = rc;
+        if (rejected) rejected[b] = rr;
+    }
+    model_backward(m, tokens, 2 * B, T);
+    if (correct) *correct = ok;
+    return sum;
+}
+
 float reward_combine(float r_help, float r_safe, int is_safety_prompt, float threshold, int *used_safety) {
     /* sigmoid(r_safe) < threshold, written without overflow for large |r_safe|. */
     float p_safe = r_safe >= 0 ? 1.0f / (1.0f + expf(-r_safe)) : expf(r_safe) / (1.0f + expf(r_safe));

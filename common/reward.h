@@ -79,6 +79,27 @@ int reward_fit(int len, int max_len);
  * row up to T (>= fit) with EOS. Returns fit; the score is read at row position fit - 1. */
 int reward_fill_row(int32_t *row, int T, const int32_t *ids, int len, int max_len);
 
+/* ---- training (rm_train) -------------------------------------------------------------------- */
+
+/* The margin m(rating) of the ranking loss, for rating 0 (negligibly better/unsure) .. 3
+ * (significantly better). Llama 2 Table 27: "small" {0, 1/3, 2/3, 1}, "large" {0, 1, 2, 3};
+ * "none" all 0; "custom" takes the 4 values of custom[] (ncustom must be 4). ERR_INPUT otherwise. */
+Err reward_margin_table(const char *kind, const double *custom, int ncustom, float table[4]);
+
+/* Llama 2's binary ranking loss with margin (eq. 2) for one pair:
+ * loss = -log sigmoid(r_chosen - r_rejected - margin). *d_chosen and *d_rejected get its derivatives
+ * (-sigmoid(-d) and +sigmoid(-d) with d the argument). Stable for any |d|. */
+double reward_rank_loss(float r_chosen, float r_rejected, float margin, float *d_chosen, float *d_rejected);
+
+/* Forward and backward of the ranking loss for B pairs on a trainable scalar-head model.
+ * tokens is (2B, T): rows 0..B-1 the chosen sequences, rows B..2B-1 the rejected ones (right-padded,
+ * reward_fill_row), last[r] where row r's score is read, margins[b] the margin of pair b. Gradients of
+ * (scale * sum of the B losses) accumulate into m->grads (zero them first; scale = 1 / pairs per
+ * step). Returns the sum of the B losses; *correct (may be NULL) counts pairs with r_chosen > r_rejected.
+ * chosen/rejected (may be NULL) receive the B scores of each side. */
+double reward_pairs_step(Model *m, const int32_t *tokens, const int *last, const float *margins, int B, int T,
+                         float scale, int *correct, float *chosen, float *rejected);
+
 /* Llama 2's combined reward (Touvron et al. 2023, §3.2.3 eq. 2 area): the safety model's score when
  * the prompt is tagged as a safety prompt or the safety model thinks the response is likely unsafe
  * (sigmoid(r_safe) < threshold; the paper uses 0.15), the helpfulness model's otherwise. Returns the

@@ -1,0 +1,209 @@
+/*
+ * rm_train eval — reward-model accuracy per rating, as Llama 2's Table 8, and score statistics.
+ *
+ * Every comparison of data.eval_split (of --kind, or both dimensions) is scored on both sides; a pair
+ * is right when r(chosen) > r(rejected) (a tie counts half). Rows: each dimension, then the
+ * dimension's pairs by safety bin (both responses safe, exactly one safe, both unsafe; pairs without
+ * labels are in no bin), and by length (the chosen response has more bytes than the rejected one, or
+ * not: a model that only learned "shorter wins" fails the first). Columns: the rating — significantly
+ * better (3), better (2), slightly better (1), negligibly better / unsure (0) — and all of them.
+ *
+ * Metrics (step 0 of the eval run in the store): acc.<row>.<column> and n.<row>.<column> with row
+ * "helpfulness", "safety.both_safe", "helpfulness.chosen_longer", ... and column "significantly_better",
+ * "better", "slightly_better", "negligibly_better", "avg"; per dimension chosen_mean, rejected_mean,
+ * gap_mean (mean r_c - r_r), gap_std; over every score: score_mean, score_std, score_min, score_max;
+ * and sequences_per_s.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reward.h"
+#include "rm_train.h"
+#include "trainlog.h"
+#include "util.h"
+
+enum { ROW_ALL, ROW_BOTH_SAFE, ROW_ONE_SAFE, ROW_BOTH_UNSAFE, ROW_LONGER, ROW_SHORTER, N_ROWS };
+static const char *const ROW_KEY[N_ROWS] = {"", ".both_safe", ".one_safe", ".both_unsafe", ".chosen_longer",
+                                            ".chosen_shorter"};
+static const char *const ROW_LABEL[N_ROWS] = {"", ": both safe", ": one safe", ": both unsafe", ": chosen longer",
+                                              ": chosen shorter"};
+/* Columns in Table 8's order: rating 3, 2, 1, 0, then all. */
+static const char *const COL_KEY[5] = {"significantly_better", "better", "slightly_better", "negligibly_better", "avg"};
+
+typedef struct {
+    double right[2][N_ROWS][5];
+    int64_t n[2][N_ROWS][5];
+    double sum_c[2], sum_r[2], sum_gap[2], sum_gap2[2];
+    int64_t pairs[2];
+} Table;
+
+static void count(Table *tb, int dim, int row, int rating, double right) {
+    int cols[2] = {3 - rating, 4};
+    for (int k = 0; k < 2; k++) {
+        tb->right[dim][row][cols[k]] += right;
+        tb->n[dim][row][cols[k]]++;
+    }
+}
+
+static void tabulate(Table *tb, const RmPairs *p, const float *scores) {
+    memset(tb, 0, sizeof *tb);
+    for (int64_t i = 0; i < p->n; i++) {
+        const RmPair *e = &p->v[i];
+        float rc = scores[2 * i], rr = scores[2 * i + 1];
+        double right = rc > rr ? 1.0 : rc == rr ? 0.5 : 0.0;
+        int d = e->safety;
+        count(tb, d, ROW_ALL, e->rating, right);
+        if (e->chosen_safe != STORE_SAFE_UNKNOWN && e->rejected_safe != STORE_SAFE_UNKNOWN) {
+            int safe = (e->chosen_safe == 1) + (e->rejected_safe == 1);
+            count(tb, d, safe == 2 ? ROW_BOTH_SAFE : safe == 1 ? ROW_ONE_SAFE : ROW_BOTH_UNSAFE, e->rating, right);
+        }
+        count(tb, d, e->chosen_longer ? ROW_LONGER : ROW_SHORTER, e->rating, right);
+        double gap = (double)rc - rr;
+        tb->sum_c[d] += rc;
+        tb->sum_r[d] += rr;
+        tb->sum_gap[d] += gap;
+        tb->sum_gap2[d] += gap * gap;
+        tb->pairs[d]++;
+    }
+}
+
+static void print_table(const Table *tb, FILE *f) {
+    static const char *const DIM[2] = {"helpfulness", "safety"};
+    fprintf(f, "%-30s %13s %8s %8s %13s %8s %7s\n", "", "Significantly", "", "Slightly", "Negligibly", "", "");
+    fprintf(f, "%-30s %13s %8s %8s %13s %8s %7s\n", "accuracy (%)", "Better", "Better", "Better", "Better/Unsure",
+            "Avg", "pairs");
+    for (int d = 0; d < 2; d++)
+        for (int r = 0; r < N_ROWS; r++) {
+            if (tb->n[d][r][4] == 0) continue;
+            char label[64];
+            snprintf(label, sizeof label, "%s%s", DIM[d], ROW_LABEL[r]);
+            fprintf(f, "%-30s", label);
+            static const int width[5] = {13, 8, 8, 13, 8};
+            for (int c = 0; c < 5; c++) {
+                if (tb->n[d][r][c]) fprintf(f, " %*.1f", width[c], 100.0 * tb->right[d][r][c] / (double)tb->n[d][r][c]);
+                else fprintf(f, " %*s", width[c], "-");
+            }
+            fprintf(f, " %7" PRId64 "\n", tb->n[d][r][4]);
+        }
+}
+
+static Err put_metrics(Store *db, int64_t run_id, const Table *tb, const float *scores, int64_t ns, double rate) {
+    static const char *const DIM[2] = {"helpfulness", "safety"};
+    char name[128];
+    Err rc = ERR_OK;
+#define PUT(v) if (!rc) rc = store_metric_put(db, run_id, 0, name, (v))
+    for (int d = 0; d < 2; d++) {
+        for (int r = 0; r < N_ROWS; r++)
+            for (int c = 0; c < 5; c++) {
+                if (tb->n[d][r][c] == 0) continue;
+                snprintf(name, sizeof name, "acc.%s%s.%s", DIM[d], ROW_KEY[r], COL_KEY[c]);
+                PUT(tb->right[d][r][c] / (double)tb->n[d][r][c]);
+                snprintf(name, sizeof name, "n.%s%s.%s", DIM[d], ROW_KEY[r], COL_KEY[c]);
+                PUT((double)tb->n[d][r][c]);
+            }
+        if (tb->pairs[d] == 0) continue;
+        double n = (double)tb->pairs[d], mean = tb->sum_gap[d] / n;
+        snprintf(name, sizeof name, "%s.chosen_mean", DIM[d]);
+        PUT(tb->sum_c[d] / n);
+        snprintf(name, sizeof name, "%s.rejected_mean", DIM[d]);
+        PUT(tb->sum_r[d] / n);
+        snprintf(name, sizeof name, "%s.gap_mean", DIM[d]);
+        PUT(mean);
+        snprintf(name, sizeof name, "%s.gap_std", DIM[d]);
+        PUT(sqrt(fmax(tb->sum_gap2[d] / n - mean * mean, 0.0)));
+    }
+    double s = 0, s2 = 0, lo = INFINITY, hi = -INFINITY;
+    for (int64_t i = 0; i < ns; i++) {
+        s += scores[i];
+        s2 += (double)scores[i] * scores[i];
+        lo = fmin(lo, scores[i]);
+        hi = fmax(hi, scores[i]);
+    }
+    double mean = s / (double)ns;
+    snprintf(name, sizeof name, "score_mean");
+    PUT(mean);
+    snprintf(name, sizeof name, "score_std");
+    PUT(sqrt(fmax(s2 / (double)ns - mean * mean, 0.0)));
+    snprintf(name, sizeof name, "score_min");
+    PUT(lo);
+    snprintf(name, sizeof name, "score_max");
+    PUT(hi);
+    snprintf(name, sizeof name, "sequences_per_s");
+    PUT(rate);
+#undef PUT
+    return rc;
+}
+
+int rm_eval_run(const RmOpts *o, RmCfg *c) {
+    RewardModel rm;
+    Store *db = NULL;
+    RmPairs pairs = {0};
+    float *scores = NULL;
+    const int32_t **ids = NULL;
+    int *lens = NULL;
+    int64_t run_id = 0;
+    char *config_text = config_dump_string(RM_SCHEMA, c);
+    bool have_rm = false;
+    int rc = reward_load(&rm, o->model, (int)c->score_batch);
+    if (rc) goto done;
+    have_rm = true;
+    if ((rc = store_open(&db, o->db))) goto done;
+    for (int d = 0; d < 2 && !rc; d++) {
+        const char *dim = d ? "safety" : "helpfulness";
+        if (!o->kind || strcmp(o->kind, dim) == 0) rc = rm_pairs_load(&pairs, db, &rm.tok, c->eval_split, dim, c->iteration);
+    }
+    if (rc) goto done;
+    if (pairs.n == 0) {
+        rc = err_set(ERR_INPUT, "%s: no comparisons in split '%s' to evaluate", o->db, c->eval_split);
+        goto done;
+    }
+    const int64_t ns = 2 * pairs.n;
+    if (ns > INT32_MAX) {
+        rc = err_set(ERR_INPUT, "%s: too many comparisons to evaluate at once", o->db);
+        goto done;
+    }
+    ids = xmalloc(sizeof *ids * (size_t)ns);
+    lens = xmalloc(sizeof *lens * (size_t)ns);
+    scores = xmalloc(sizeof *scores * (size_t)ns);
+    for (int64_t i = 0; i < pairs.n; i++)
+        for (int s = 0; s < 2; s++) {
+            ids[2 * i + s] = pairs.v[i].ids[s].ids;
+            lens[2 * i + s] = (int)pairs.v[i].ids[s].n;
+        }
+    double t0 = trainlog_now();
+    if ((rc = reward_score_tokens(&rm, ids, lens, (int)ns, scores))) goto done;
+    double secs = trainlog_now() - t0, rate = secs > 0 ? (double)ns / secs : 0;
+
+    Table tb;
+    tabulate(&tb, &pairs, scores);
+    printf("%s eval: %s on split '%s', %" PRId64 " comparisons\n", PROG, o->model, c->eval_split, pairs.n);
+    print_table(&tb, stdout);
+    fprintf(stderr, PROG ": scored %" PRId64 " sequences in %.2f s (%.1f sequences/s)\n", ns, secs, rate);
+
+    char *ins = rm_inputs_json(o, o->model);
+    rc = store_run_begin(db, PROG " eval", o->iteration, config_text, ins, &run_id);
+    free(ins);
+    if (rc) goto done;
+    rc = store_begin(db);
+    if (!rc) {
+        rc = put_metrics(db, run_id, &tb, scores, ns, rate);
+        if (rc) store_rollback(db);
+        else rc = store_commit(db);
+    }
+    Err e2 = store_run_end(db, run_id, NULL, rc ? "failed" : "ok");
+    if (!rc) rc = e2;
+
+done:
+    if (rc) fprintf(stderr, PROG ": %s\n", err_msg());
+    free(ids);
+    free(lens);
+    free(scores);
+    rm_pairs_free(&pairs);
+    if (db) store_close(db);
+    if (have_rm) reward_free(&rm);
+    free(config_text);
+    return rc;
+}
