@@ -7,6 +7,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "ops.h"
 #include "util.h"
 
 #define WHITEN_EPS 1e-8
@@ -163,4 +164,210 @@ void ppo_klctl_update(PpoKlCtl *c, double kl, int64_t n_steps) {
     double e = kl / c->target - 1;
     e = e < -0.2 ? -0.2 : e > 0.2 ? 0.2 : e;
     c->beta *= 1 + e * (double)n_steps / c->horizon;
+}
+
+/* ---- on models ------------------------------------------------------------------------------------ */
+
+void ppo_seq_init(PpoSeq *q, const int32_t *prompt, int np, const int32_t *answer, int nr) {
+    ASSERT(np >= 1 && nr >= 1);
+    memset(q, 0, sizeof *q);
+    q->np = np;
+    q->nr = nr;
+    q->tokens = xmalloc((size_t)(np + nr) * sizeof *q->tokens);
+    memcpy(q->tokens, prompt, (size_t)np * sizeof *q->tokens);
+    memcpy(q->tokens + np, answer, (size_t)nr * sizeof *q->tokens);
+    q->logp_old = xcalloc(5 * (size_t)nr, sizeof(float));
+    q->logp_ref = q->logp_old + nr;
+    q->values = q->logp_ref + nr;
+    q->adv = q->values + nr;
+    q->ret = q->adv + nr;
+}
+
+void ppo_seq_free(PpoSeq *q) {
+    free(q->tokens);
+    free(q->logp_old);
+    memset(q, 0, sizeof *q);
+}
+
+void ppo_scratch_init(PpoScratch *sc, int B, int T) {
+    ASSERT(B >= 1 && T >= 1);
+    size_t n = (size_t)B * (size_t)T;
+    sc->B = B;
+    sc->T = T;
+    sc->tokens = xmalloc(n * sizeof *sc->tokens);
+    sc->targets = xmalloc(n * sizeof *sc->targets);
+    sc->lp = xmalloc(n * sizeof *sc->lp);
+    sc->ent = xmalloc(n * sizeof *sc->ent);
+    sc->weights = xmalloc(n * sizeof *sc->weights);
+    sc->losses = xmalloc(n * sizeof *sc->losses);
+}
+
+void ppo_scratch_free(PpoScratch *sc) {
+    free(sc->tokens);
+    free(sc->targets);
+    free(sc->lp);
+    free(sc->ent);
+    free(sc->weights);
+    free(sc->losses);
+    memset(sc, 0, sizeof *sc);
+}
+
+/* Rows of a minibatch: tokens are each sequence without its last token, right-padded with EOS;
+ * targets the next token at answer rows and -1 elsewhere. Returns T, the longest row. */
+static int fill_rows(PpoScratch *sc, PpoSeq *const *s, int B) {
+    ASSERT(B >= 1 && B <= sc->B);
+    int T = 1;
+    for (int b = 0; b < B; b++) T = s[b]->np + s[b]->nr - 1 > T ? s[b]->np + s[b]->nr - 1 : T;
+    ASSERT(T <= sc->T);
+    for (int b = 0; b < B; b++) {
+        int32_t *row = sc->tokens + (size_t)b * T, *tgt = sc->targets + (size_t)b * T;
+        int len = s[b]->np + s[b]->nr - 1;
+        for (int t = 0; t < T; t++) {
+            row[t] = t < len ? s[b]->tokens[t] : 2; /* EOS; never read by a valid row (causal) */
+            tgt[t] = t < len && t >= s[b]->np - 1 ? s[b]->tokens[t + 1] : -1;
+        }
+    }
+    return T;
+}
+
+static size_t answer_row(const PpoSeq *q, int b, int T, int j) { return (size_t)b * T + (size_t)(q->np - 1 + j); }
+
+void ppo_gather(Model *m, PpoScratch *sc, PpoSeq *const *s, int B, PpoField field, double *ent_sum) {
+    int T = fill_rows(sc, s, B);
+    int lm = m->cfg.head == HEAD_LM;
+    ASSERT(lm == (field != PPO_VALUES));
+    model_forward(m, sc->tokens, B, T);
+    if (lm) model_token_logprobs(m, sc->targets, sc->lp, B, T);
+    if (lm && ent_sum) softmax_entropy(sc->ent, m->acts.logits, B * T, m->cfg.vocab_size);
+    const float *src = lm ? sc->lp : m->acts.values;
+    for (int b = 0; b < B; b++) {
+        PpoSeq *q = s[b];
+        float *dst = field == PPO_LOGP_OLD ? q->logp_old : field == PPO_LOGP_REF ? q->logp_ref : q->values;
+        for (int j = 0; j < q->nr; j++) {
+            size_t r = answer_row(q, b, T, j);
+            dst[j] = src[r];
+            if (lm && ent_sum) *ent_sum += sc->ent[r];
+        }
+    }
+}
+
+void ppo_advantages(PpoSeq *const *s, int n, PpoKl k, float beta, float gamma, float lambda, int whiten,
+                    PpoAdvStats *st) {
+    memset(st, 0, sizeof *st);
+    int64_t ntok = 0;
+    for (int i = 0; i < n; i++) ntok += s[i]->nr;
+    ASSERT(n >= 1 && ntok >= 1);
+    float *a = xmalloc((size_t)ntok * 2 * sizeof *a), *b = a + ntok;
+    int64_t t = 0;
+    for (int i = 0; i < n; i++) {
+        PpoSeq *q = s[i];
+        ppo_token_rewards(b, q->logp_old, q->logp_ref, q->nr, k, beta, q->score);
+        ppo_gae(q->adv, q->ret, b, q->values, q->nr, gamma, lambda);
+        st->nonfinite |= !isfinite(q->score);
+        for (int j = 0; j < q->nr; j++) {
+            st->kl += ppo_kl(PPO_KL_K3, q->logp_old[j], q->logp_ref[j]);
+            st->kl_penalty += ppo_kl(k, q->logp_old[j], q->logp_ref[j]);
+            st->nonfinite |= !isfinite(q->logp_old[j]) || !isfinite(q->logp_ref[j]) || !isfinite(q->values[j]);
+        }
+    }
+    st->kl /= n;
+    st->kl_penalty /= n;
+    st->tokens = ntok;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < s[i]->nr; j++, t++) {
+            a[t] = s[i]->values[j];
+            b[t] = s[i]->ret[j];
+        }
+    st->explained_variance = ppo_explained_variance(a, b, ntok);
+    if (whiten) {
+        t = 0;
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < s[i]->nr; j++) a[t++] = s[i]->adv[j];
+        ppo_whiten(a, ntok, 1);
+        t = 0;
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < s[i]->nr; j++) s[i]->adv[j] = a[t++];
+    }
+    free(a);
+}
+
+/* The per-token arrays of a sequence, by name, so minibatches can be flattened by one loop. */
+typedef enum { ARR_OLD, ARR_VALUES, ARR_ADV, ARR_RET } SeqArray;
+
+static const float *seq_array(const PpoSeq *q, SeqArray a) {
+    switch (a) {
+    case ARR_OLD: return q->logp_old;
+    case ARR_VALUES: return q->values;
+    case ARR_ADV: return q->adv;
+    case ARR_RET: return q->ret;
+    }
+    ASSERT(!"unknown SeqArray");
+    return NULL;
+}
+
+/* The minibatch's answer tokens in order: out[k] gets array a of the k-th one. */
+static void flatten(PpoSeq *const *s, int B, SeqArray a, float *out) {
+    int64_t k = 0;
+    for (int b = 0; b < B; b++) {
+        const float *src = seq_array(s[b], a);
+        for (int j = 0; j < s[b]->nr; j++) out[k++] = src[j];
+    }
+}
+
+static Err finish_and_step(Model *m, AdamW *opt, const AdamWConfig *acfg, float lr, float max_norm, double *norm) {
+    Err rc = optim_finish_grads(m->grads, m->n_params, max_norm, norm);
+    if (!rc) adamw_step(opt, m->params, m->grads, m->tensors, m->n_tensors, acfg, lr);
+    return rc;
+}
+
+Err ppo_policy_step(Model *m, AdamW *opt, const AdamWConfig *acfg, float lr, float max_norm, PpoScratch *sc,
+                    PpoSeq *const *s, int B, float clip, PpoPolicyStats *st, double *norm) {
+    ASSERT(m->cfg.head == HEAD_LM);
+    int T = fill_rows(sc, s, B);
+    int64_t n = 0;
+    for (int b = 0; b < B; b++) n += s[b]->nr;
+    float *logp = xmalloc((size_t)n * 4 * sizeof *logp), *old = logp + n, *adv = old + n, *dl = adv + n;
+    model_forward(m, sc->tokens, B, T);
+    model_token_logprobs(m, sc->targets, sc->lp, B, T);
+    int64_t k = 0;
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < s[b]->nr; j++) logp[k++] = sc->lp[answer_row(s[b], b, T, j)];
+    flatten(s, B, ARR_OLD, old);
+    flatten(s, B, ARR_ADV, adv);
+    ppo_policy_loss(st, dl, logp, old, adv, n, clip);
+    /* logp = -cross-entropy, so the cross-entropy's weight is -dL/dlogp */
+    memset(sc->weights, 0, (size_t)B * T * sizeof *sc->weights);
+    k = 0;
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < s[b]->nr; j++) sc->weights[answer_row(s[b], b, T, j)] = -dl[k++];
+    xent_forward_backward(sc->losses, m->acts.dlogits, m->acts.logits, sc->targets, sc->weights, B * T,
+                          m->cfg.vocab_size);
+    model_zero_grads(m);
+    model_backward(m, sc->tokens, B, T);
+    free(logp);
+    return finish_and_step(m, opt, acfg, lr, max_norm, norm);
+}
+
+Err ppo_value_step(Model *m, AdamW *opt, const AdamWConfig *acfg, float lr, float max_norm, PpoScratch *sc,
+                   PpoSeq *const *s, int B, float clip, PpoValueStats *st, double *norm) {
+    ASSERT(m->cfg.head == HEAD_SCALAR);
+    int T = fill_rows(sc, s, B);
+    int64_t n = 0;
+    for (int b = 0; b < B; b++) n += s[b]->nr;
+    float *v = xmalloc((size_t)n * 4 * sizeof *v), *vold = v + n, *ret = vold + n, *dv = ret + n;
+    model_forward(m, sc->tokens, B, T);
+    int64_t k = 0;
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < s[b]->nr; j++) v[k++] = m->acts.values[answer_row(s[b], b, T, j)];
+    flatten(s, B, ARR_VALUES, vold);
+    flatten(s, B, ARR_RET, ret);
+    ppo_value_loss(st, dv, v, vold, ret, n, clip);
+    memset(m->acts.dvalues, 0, (size_t)B * T * sizeof(float));
+    k = 0;
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < s[b]->nr; j++) m->acts.dvalues[answer_row(s[b], b, T, j)] = dv[k++];
+    model_zero_grads(m);
+    model_backward(m, sc->tokens, B, T);
+    free(v);
+    return finish_and_step(m, opt, acfg, lr, max_norm, norm);
 }

@@ -2,8 +2,11 @@
  * ppo — the arithmetic of PPO as pure functions on float arrays: KL estimators, per-token rewards,
  * GAE, whitening (per batch and with running statistics), the clipped surrogate and the clipped
  * value loss with their gradients, explained variance, and the adaptive KL controller.
- * No model, no store: ppo/main.c gathers arrays and calls these; tests/test_ppo.c checks each one
- * against values worked out independently.
+ * The first part is pure arithmetic on arrays: tests/test_ppo.c checks each function against values
+ * worked out independently. The second part ("on models") applies it to sequences and models:
+ * gathering log-probabilities and values, advantages for a batch, and one optimizer step of the
+ * policy or the value model, so that ppo/main.c is the loop and tests/test_ppo.c can run PPO on a
+ * planted task without reward-model checkpoints.
  *
  * Legend: n = response tokens of one sequence (GAE, rewards) or of a whole minibatch, flattened
  * (losses, whitening). Token t is the t-th generated token; logp[t] is its log-probability under the
@@ -36,6 +39,8 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "model.h"
+#include "optim.h"
 
 typedef enum { PPO_KL_K1 = 1, PPO_KL_K2 = 2, PPO_KL_K3 = 3 } PpoKl;
 
@@ -101,5 +106,61 @@ typedef struct {
 } PpoKlCtl;
 
 void ppo_klctl_update(PpoKlCtl *c, double kl, int64_t n_steps);
+
+/* ---- the same on models ------------------------------------------------------------------------
+ * One sampled answer is a PpoSeq: the prompt and answer tokens, and per answer token its
+ * log-probability under the sampling policy (logp_old), under the reference (logp_ref), the value
+ * estimate of the state before it (values), and after ppo_advantages its advantage and return.
+ * Answer token j sits at sequence position np + j and is predicted from row np - 1 + j of a forward
+ * over the sequence without its last token; that row gives its log-probability and its value.
+ * A minibatch of B sequences is one right-padded (B, T) forward, T the longest of them. */
+typedef struct {
+    int32_t *tokens; /* (np + nr) */
+    int np, nr;      /* np >= 1 prompt tokens, nr >= 1 answer tokens */
+    float *logp_old, *logp_ref, *values, *adv, *ret; /* (nr) each, one allocation */
+    float score;     /* the sequence's reward (whitened), added at its last token */
+} PpoSeq;
+
+void ppo_seq_init(PpoSeq *q, const int32_t *prompt, int np, const int32_t *answer, int nr);
+void ppo_seq_free(PpoSeq *q);
+
+/* Scratch for minibatches of up to B sequences of up to T positions (T <= the models' context). */
+typedef struct {
+    int B, T;
+    int32_t *tokens, *targets; /* (B, T) */
+    float *lp, *ent, *weights, *losses; /* (B, T) */
+} PpoScratch;
+
+void ppo_scratch_init(PpoScratch *sc, int B, int T);
+void ppo_scratch_free(PpoScratch *sc);
+
+typedef enum { PPO_LOGP_OLD, PPO_LOGP_REF, PPO_VALUES } PpoField;
+
+/* Forward s[0..B) through m (capacity B, T allocated with model_alloc_train) and fill that field of
+ * each sequence: log-probabilities with the LM head, values with the scalar head. ent_sum (may be
+ * NULL; LM head only) gets the summed entropy of the policy at the answer positions added. */
+void ppo_gather(Model *m, PpoScratch *sc, PpoSeq *const *s, int B, PpoField field, double *ent_sum);
+
+typedef struct {
+    double kl;          /* mean over sequences of the summed k3 (what we report as "the KL") */
+    double kl_penalty;  /* the same with the penalty's estimator */
+    double explained_variance; /* of the values against the returns, before whitening */
+    int64_t tokens;     /* answer tokens */
+    int nonfinite;      /* a log-probability, value or score was NaN or Inf */
+} PpoAdvStats;
+
+/* Per-token rewards (-beta k + score at the end), GAE, and advantages whitened over all the tokens of
+ * the n sequences (whiten 0: left as they are). */
+void ppo_advantages(PpoSeq *const *s, int n, PpoKl k, float beta, float gamma, float lambda, int whiten,
+                    PpoAdvStats *st);
+
+/* One optimizer step of the policy (LM head) on the clipped surrogate over the answer tokens of
+ * s[0..B), or of the value model (scalar head) on the clipped value loss: forward, loss, backward,
+ * optim_finish_grads (clip to max_norm), AdamW. *norm gets the gradient norm. ERR_RUNTIME (and no
+ * step) when a gradient is NaN or Inf. */
+Err ppo_policy_step(Model *m, AdamW *opt, const AdamWConfig *acfg, float lr, float max_norm, PpoScratch *sc,
+                    PpoSeq *const *s, int B, float clip, PpoPolicyStats *st, double *norm);
+Err ppo_value_step(Model *m, AdamW *opt, const AdamWConfig *acfg, float lr, float max_norm, PpoScratch *sc,
+                   PpoSeq *const *s, int B, float clip, PpoValueStats *st, double *norm);
 
 #endif
