@@ -19,6 +19,8 @@ void sftdata_free(SftData *d) {
     free(d->off);
     free(d->len);
     free(d->held);
+    free(d->hold_ids);
+    free(d->hold_mask);
     free(d->train);
     free(d->eval);
     free(d->perm);
@@ -100,16 +102,38 @@ void sftdata_add_text(SftData *d, const Tokenizer *t, const char *text, size_t l
     token_list_free(&tl);
 }
 
-void sftdata_pack(SftData *d) {
+static void pack_stream(SftData *d, uint8_t held) {
     size_t T = (size_t)d->T;
     /* windows overlap by one token: the last target of one is the first input of the next */
     size_t at = d->packed;
     while (at + 1 < d->n) {
         size_t len = d->n - at < T + 1 ? d->n - at : T + 1;
-        push_item(d, (int64_t)at, (int32_t)len, 0);
+        push_item(d, (int64_t)at, (int32_t)len, held);
         at += len - 1;
     }
     d->packed = d->n;
+}
+
+void sftdata_pack(SftData *d) {
+    pack_stream(d, 0);
+    if (d->hold_n) {
+        push_tokens(d, d->hold_ids, d->hold_mask, d->hold_n, 0);
+        pack_stream(d, 1);
+        d->hold_n = 0;
+    }
+}
+
+static void hold_tokens(SftData *d, const int32_t *ids, const uint8_t *mask, size_t n) {
+    if (d->hold_n + n > d->hold_cap) {
+        size_t cap = d->hold_cap ? d->hold_cap : 1024;
+        while (cap < d->hold_n + n) cap *= 2;
+        d->hold_ids = xrealloc(d->hold_ids, cap * sizeof *d->hold_ids);
+        d->hold_mask = xrealloc(d->hold_mask, cap);
+        d->hold_cap = cap;
+    }
+    memcpy(d->hold_ids + d->hold_n, ids, n * sizeof *ids);
+    memcpy(d->hold_mask + d->hold_n, mask, n);
+    d->hold_n += n;
 }
 
 Err sftdata_add_dialogue(SftData *d, const Tokenizer *t, const json_t *dialogue, const char *system,
@@ -118,6 +142,15 @@ Err sftdata_add_dialogue(SftData *d, const Tokenizer *t, const json_t *dialogue,
     Err rc = chat_encode(t, dialogue, system && *system ? system : NULL, loss, &ct);
     if (rc != ERR_OK) return rc;
     size_t n = ct.n;
+    if (d->pack) {
+        int any = 0;
+        for (size_t i = 1; i < n; i++) any |= ct.mask[i];
+        if (!any) d->dropped++;
+        else if (held) hold_tokens(d, ct.ids, ct.mask, n);
+        else push_tokens(d, ct.ids, ct.mask, n, 0);
+        chat_tokens_free(&ct);
+        return ERR_OK;
+    }
     if (n > (size_t)d->T + 1) {
         n = (size_t)d->T + 1;
         d->truncated++;

@@ -12,10 +12,14 @@
  *     stream is cut into windows of T+1 tokens that overlap by one token (stride T). Every token is a
  *     target: packed sequences, no padding except the last window. Documents may straddle windows,
  *     as in Llama 2's pretraining.
- *   - dialogues (sftdata_add_dialogue): one example per item, tokenized by the Llama 2 chat template
- *     (chat.h) with loss only on the answer tokens the example's loss policy selects (Llama 2 §3.1:
- *     "we zero-out the loss on tokens from the user prompt"). An example longer than T+1 tokens is
- *     cut (counted in `truncated`); one left with no target is dropped (counted in `dropped`).
+ *   - dialogues (sftdata_add_dialogue): tokenized by the Llama 2 chat template (chat.h) with loss
+ *     only on the answer tokens the example's loss policy selects (Llama 2 §3.1: "we zero-out the
+ *     loss on tokens from the user prompt"). By default one example per item: an example longer
+ *     than T+1 tokens is cut (counted in `truncated`), and one left with no target is dropped
+ *     (counted in `dropped`). With `pack` set before adding, the examples are concatenated into a
+ *     stream and cut into windows like text (§3.1: "we concatenate all the prompts and answers from
+ *     the training set"), masks travelling with their tokens: no padding, no truncation; held-out
+ *     examples are packed into windows of their own. sftdata_pack then makes the items.
  *
  * Splitting: sftdata_split puts an item in the held-out evaluation set when it was added as such
  * (a store row with split "test") or, if the data has no such item, when a hash of (seed, item index)
@@ -47,7 +51,11 @@ typedef struct {
     int32_t *ids;     /* every token of every item (pretraining: the whole stream) */
     uint8_t *mask;    /* parallel to ids: 1 = a target that carries loss */
     size_t n, cap;
-    size_t packed;    /* pretraining: stream tokens already cut into windows */
+    size_t packed;    /* stream tokens already cut into windows */
+    bool pack;        /* dialogues go into the stream (see the top); set before adding */
+    int32_t *hold_ids; /* pack mode: held-out dialogues wait here until sftdata_pack */
+    uint8_t *hold_mask;
+    size_t hold_n, hold_cap;
     int64_t *off;     /* (n_items) first token of each item in ids */
     int32_t *len;     /* (n_items) tokens in each item, 2..T+1 */
     uint8_t *held;    /* (n_items) 1 = added as held-out (split "test") */
@@ -68,7 +76,8 @@ void sftdata_free(SftData *d);
 /* Pretraining: append text[0..len) to the stream, one BOS .. EOS document per blank-line-separated
  * paragraph (runs of blank lines are one separator; whitespace-only documents are skipped). */
 void sftdata_add_text(SftData *d, const Tokenizer *t, const char *text, size_t len);
-/* Cut the stream added since the last pack into windows of T+1 tokens with stride T. */
+/* Cut the stream added since the last pack into windows of T+1 tokens with stride T; then, in pack
+ * mode, the held-out dialogues into windows of their own (marked held). */
 void sftdata_pack(SftData *d);
 
 /* One dialogue example (ending with an assistant turn; see chat.h). held = 1 puts it in the

@@ -61,7 +61,7 @@ typedef struct {
     double lr, lr_floor, weight_decay, beta1, beta2, eps, grad_clip, progress_interval;
     char *schedule;
     double eval_fraction;
-    bool shuffle;
+    bool shuffle, pack;
     ConfigStrList sources;
     int64_t iteration;
 } SftCfg;
@@ -102,6 +102,7 @@ static const ConfigKey SFT_SCHEMA[] = {
     K("train.progress_interval", CONFIG_FLOAT, progress_interval, "10", 0, 1e6, "seconds between progress lines when stderr is not a terminal"),
     K("data.eval_fraction", CONFIG_FLOAT, eval_fraction, "0.05", 0, 1, "held-out share when no item is marked split test"),
     K("data.shuffle", CONFIG_BOOL, shuffle, "true", 0, 0, "visit training items in a new random order each epoch"),
+    K("data.pack", CONFIG_BOOL, pack, "false", 0, 0, "dialogues: concatenate examples into full rows (Llama 2) instead of one padded example per row"),
     K("data.sources", CONFIG_STRLIST, sources, "[human, rs, gatt]", 0, 0, "sft_examples sources read from the store"),
     K("data.iteration", CONFIG_INT, iteration, "-1", -1, (double)INT64_MAX, "only store examples of this iteration (-1 = all)"),
     {0},
@@ -259,15 +260,16 @@ static Err load_data(SftData *d, const Tokenizer *t, const Opts *o, const SftCfg
         sftdata_pack(d);
         return rc;
     }
+    d->pack = c->pack;
     for (int i = 0; !rc && i < o->ninputs; i++) rc = load_jsonl(d, t, o->inputs[i]);
-    if (o->ninputs > 0 || rc) return rc;
     StoreCtx ctx = {d, t};
-    for (size_t i = 0; !rc && i < c->sources.n; i++) {
+    for (size_t i = 0; !rc && o->ninputs == 0 && i < c->sources.n; i++) {
         StoreFilter f = store_filter_any();
         f.source = c->sources.items[i];
         f.iteration = c->iteration;
         rc = store_sft_each(db, &f, add_store_row, &ctx);
     }
+    if (d->pack) sftdata_pack(d);
     return rc;
 }
 

@@ -253,6 +253,52 @@ START_TEST(test_unshuffled_order_and_eval_padding) {
 }
 END_TEST
 
+START_TEST(test_pack_dialogues) {
+    const char *texts[] = {
+        "[{\"role\":\"user\",\"content\":\"What colour is the cat?\"},{\"role\":\"assistant\",\"content\":\"The cat is red.\"}]",
+        "[{\"role\":\"user\",\"content\":\"What is two plus three?\"},{\"role\":\"assistant\",\"content\":\"Five.\"},"
+        "{\"role\":\"user\",\"content\":\"And the dog?\"},{\"role\":\"assistant\",\"content\":\"The dog eats cake.\"}]",
+        "[{\"role\":\"user\",\"content\":\"Tom had a hat?\"},{\"role\":\"assistant\",\"content\":\"The hat is blue.\"}]",
+    };
+    int held[] = {0, 1, 0};
+    ChatLoss all = {CHAT_LOSS_ALL, NULL, 0};
+    SftData d;
+    sftdata_init(&d, 8);
+    d.pack = true;
+    ChatTokens train = {0}, test = {0};
+    for (int i = 0; i < 3; i++) {
+        json_t *dlg = parse(texts[i]);
+        ck_assert(chat_encode(&tok, dlg, NULL, all, held[i] ? &test : &train) == ERR_OK);
+        ck_assert(sftdata_add_dialogue(&d, &tok, dlg, NULL, all, held[i]) == ERR_OK);
+        json_decref(dlg);
+    }
+    ck_assert_uint_eq(d.n_items, 0); /* nothing is cut before the pack */
+    sftdata_pack(&d);
+    ck_assert_int_eq(d.truncated, 0);
+    /* the stream is the training dialogues back to back, then the held-out one, masks alongside */
+    ck_assert_uint_eq(d.n, train.n + test.n);
+    ck_assert(memcmp(d.ids, train.ids, train.n * sizeof *d.ids) == 0);
+    ck_assert(memcmp(d.mask, train.mask, train.n) == 0);
+    ck_assert(memcmp(d.ids + train.n, test.ids, test.n * sizeof *d.ids) == 0);
+    ck_assert(memcmp(d.mask + train.n, test.mask, test.n) == 0);
+    /* windows never mix the two sets, and every window but the last of each set is full */
+    for (size_t i = 0; i < d.n_items; i++) {
+        size_t end = (size_t)d.off[i] + (size_t)d.len[i];
+        if (d.held[i]) ck_assert((size_t)d.off[i] >= train.n);
+        else ck_assert(end <= train.n);
+    }
+    sftdata_split(&d, 0.5, 1, true); /* held items exist: the fraction is not used */
+    int64_t want = 0;
+    for (size_t i = 0; i < train.n; i++) want += train.mask[i];
+    ck_assert_int_eq(sftdata_train_targets(&d), want);
+    ck_assert(d.n_eval > 0);
+    for (size_t k = 0; k < d.n_eval; k++) ck_assert(d.held[d.eval[k]]);
+    chat_tokens_free(&train);
+    chat_tokens_free(&test);
+    sftdata_free(&d);
+}
+END_TEST
+
 START_TEST(test_bad_records) {
     static const struct {
         const char *rec, *msg;
@@ -292,6 +338,7 @@ int main(void) {
     tcase_add_test(tc, test_truncate_and_drop);
     tcase_add_test(tc, test_split_and_epoch_order);
     tcase_add_test(tc, test_unshuffled_order_and_eval_padding);
+    tcase_add_test(tc, test_pack_dialogues);
     tcase_add_test(tc, test_bad_records);
     suite_add_tcase(s, tc);
     return testutil_run(s);
