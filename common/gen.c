@@ -24,6 +24,21 @@ void gen_samples_free(GenSample *s, int64_t n) {
     memset(s, 0, (size_t)n * sizeof *s);
 }
 
+char *gen_answer_text(const Tokenizer *tok, const GenSample *s) {
+    int n = s->n > 0 && s->ids[s->n - 1] == TOKENIZER_EOS ? s->n - 1 : s->n;
+    TextBuf b = {0};
+    tokenizer_decode_utf8(tok, s->ids, (size_t)n, &b);
+    const char *p = b.data ? b.data : "";
+    size_t len = b.len;
+    while (len && (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')) p++, len--;
+    while (len && (p[len - 1] == ' ' || p[len - 1] == '\n' || p[len - 1] == '\t' || p[len - 1] == '\r')) len--;
+    char *out = xmalloc(len + 1);
+    memcpy(out, p, len);
+    out[len] = '\0';
+    text_buf_free(&b);
+    return out;
+}
+
 static Err check_inputs(const Model *m, const GenPrompt *prompts, int n_prompts, int k, const GenConfig *cfg) {
     if (m->cfg.head != HEAD_LM) return err_set(ERR_INPUT, "generation needs a language model (this one has a scalar head)");
     if (k < 1) return err_set(ERR_INPUT, "samples per prompt must be >= 1, not %d", k);

@@ -31,6 +31,7 @@
 #include "err.h"
 #include "model.h"
 #include "sampler.h"
+#include "tokenizer.h"
 
 typedef struct {
     SamplerConfig sampler;
@@ -68,5 +69,10 @@ typedef struct {
 Err gen_run(Model *m, const GenPrompt *prompts, int n_prompts, int k, const GenConfig *cfg, GenSample *out,
             GenStats *stats);
 void gen_samples_free(GenSample *s, int64_t n);
+
+/* A chat answer's text: the tokens before a final EOS, decoded as valid UTF-8, without surrounding
+ * ASCII whitespace (the template ends an answer with a space before EOS, and chat.h strips answers
+ * before encoding them, so the text goes back into a next prompt as the model saw it). Free it. */
+char *gen_answer_text(const Tokenizer *tok, const GenSample *s);
 
 #endif

@@ -19,9 +19,6 @@ typedef struct {
 
 /* The sampler settings of a config as gen_run wants them. */
 GenConfig generate_gen_config(const GenerateCfg *c);
-/* An answer's tokens as text: EOS dropped, surrounding ASCII whitespace stripped (the template ends
- * an answer with a space before EOS). The caller frees the string. */
-char *generate_answer_text(const Tokenizer *tok, const GenSample *s);
 
 /* The chat loop of --interactive on stdin/stdout; returns the exit code. */
 int generate_repl(Model *m, const Tokenizer *tok, const GenerateCfg *c);

@@ -153,22 +153,6 @@ GenConfig generate_gen_config(const GenerateCfg *c) {
     return g;
 }
 
-char *generate_answer_text(const Tokenizer *tok, const GenSample *s) {
-    int n = s->n;
-    if (n > 0 && s->ids[n - 1] == TOKENIZER_EOS) n--;
-    TextBuf b = {0};
-    tokenizer_decode_utf8(tok, s->ids, (size_t)n, &b);
-    const char *p = b.data ? b.data : "";
-    size_t len = b.len;
-    while (len && (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')) p++, len--;
-    while (len && (p[len - 1] == ' ' || p[len - 1] == '\n' || p[len - 1] == '\t' || p[len - 1] == '\r')) len--;
-    char *out = xmalloc(len + 1);
-    memcpy(out, p, len);
-    out[len] = '\0';
-    text_buf_free(&b);
-    return out;
-}
-
 /* ---- prompts ------------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -296,7 +280,7 @@ typedef struct {
 } Emit;
 
 static Err emit_sample(Emit *e, Prompt *p, const GenSample *s) {
-    char *text = generate_answer_text(e->tok, s);
+    char *text = gen_answer_text(e->tok, s);
     e->responses++;
     e->eos += s->stop == GEN_STOP_EOS;
     e->tokens += s->n;

@@ -108,7 +108,7 @@ int generate_repl(Model *m, const Tokenizer *tok, const GenerateCfg *c) {
             code = rc;
             break;
         }
-        char *answer = generate_answer_text(tok, &s);
+        char *answer = gen_answer_text(tok, &s);
         printf("%s\n", answer);
         fflush(stdout);
         json_array_append_new(dialogue, json_pack("{s:s, s:s}", "role", "assistant", "content", answer));

@@ -209,6 +209,33 @@ START_TEST(test_bad_inputs) {
 }
 END_TEST
 
+START_TEST(test_answer_text) {
+    static const char corpus[] = "The cat is red. The dog is blue. The cat eats cake.";
+    Tokenizer tok;
+    ck_assert(tokenizer_train(&tok, corpus, sizeof corpus - 1, 280, NULL) == ERR_OK);
+    /* as the template encodes an answer: "{answer} " with the dummy prefix, then EOS */
+    TokenList l = {0};
+    const char *answer = "The cat is red. \xc3\xa9 ";
+    tokenizer_encode(&tok, answer, strlen(answer), false, false, &l);
+    token_list_push(&l, TOKENIZER_EOS);
+    GenSample s = {.ids = l.ids, .n = (int)l.n, .stop = GEN_STOP_EOS};
+    char *text = gen_answer_text(&tok, &s);
+    ck_assert_str_eq(text, "The cat is red. \xc3\xa9");
+    free(text);
+    /* cut in the middle of a character (max_new reached): the stray byte becomes U+FFFD */
+    s.n = (int)l.n - 3; /* drops EOS, the space and the last byte of the e-acute */
+    text = gen_answer_text(&tok, &s);
+    ck_assert_str_eq(text, "The cat is red. \xef\xbf\xbd");
+    free(text);
+    s.n = 0;
+    text = gen_answer_text(&tok, &s);
+    ck_assert_str_eq(text, "");
+    free(text);
+    token_list_free(&l);
+    tokenizer_free(&tok);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("gen");
     TCase *tc = tcase_create("core");
@@ -219,6 +246,7 @@ int main(void) {
     tcase_add_test(tc, test_independent_of_batch_threads_and_company);
     tcase_add_test(tc, test_full_context_stops);
     tcase_add_test(tc, test_bad_inputs);
+    tcase_add_test(tc, test_answer_text);
     suite_add_tcase(s, tc);
     return testutil_run(s);
 }
