@@ -314,14 +314,7 @@ static void flatten(PpoSeq *const *s, int B, SeqArray a, float *out) {
     }
 }
 
-static Err finish_and_step(Model *m, AdamW *opt, const AdamWConfig *acfg, float lr, float max_norm, double *norm) {
-    Err rc = optim_finish_grads(m->grads, m->n_params, max_norm, norm);
-    if (!rc) adamw_step(opt, m->params, m->grads, m->tensors, m->n_tensors, acfg, lr);
-    return rc;
-}
-
-Err ppo_policy_step(Model *m, AdamW *opt, const AdamWConfig *acfg, float lr, float max_norm, PpoScratch *sc,
-                    PpoSeq *const *s, int B, float clip, PpoPolicyStats *st, double *norm) {
+void ppo_policy_backward(Model *m, PpoScratch *sc, PpoSeq *const *s, int B, float clip, PpoPolicyStats *st) {
     ASSERT(m->cfg.head == HEAD_LM);
     int T = fill_rows(sc, s, B);
     int64_t n = 0;
@@ -345,11 +338,9 @@ Err ppo_policy_step(Model *m, AdamW *opt, const AdamWConfig *acfg, float lr, flo
     model_zero_grads(m);
     model_backward(m, sc->tokens, B, T);
     free(logp);
-    return finish_and_step(m, opt, acfg, lr, max_norm, norm);
 }
 
-Err ppo_value_step(Model *m, AdamW *opt, const AdamWConfig *acfg, float lr, float max_norm, PpoScratch *sc,
-                   PpoSeq *const *s, int B, float clip, PpoValueStats *st, double *norm) {
+void ppo_value_backward(Model *m, PpoScratch *sc, PpoSeq *const *s, int B, float clip, PpoValueStats *st) {
     ASSERT(m->cfg.head == HEAD_SCALAR);
     int T = fill_rows(sc, s, B);
     int64_t n = 0;
@@ -369,5 +360,4 @@ Err ppo_value_step(Model *m, AdamW *opt, const AdamWConfig *acfg, float lr, floa
     model_zero_grads(m);
     model_backward(m, sc->tokens, B, T);
     free(v);
-    return finish_and_step(m, opt, acfg, lr, max_norm, norm);
 }

@@ -4,8 +4,8 @@
  * value loss with their gradients, explained variance, and the adaptive KL controller.
  * The first part is pure arithmetic on arrays: tests/test_ppo.c checks each function against values
  * worked out independently. The second part ("on models") applies it to sequences and models:
- * gathering log-probabilities and values, advantages for a batch, and one optimizer step of the
- * policy or the value model, so that ppo/main.c is the loop and tests/test_ppo.c can run PPO on a
+ * gathering log-probabilities and values, advantages for a batch, and the gradients of the policy
+ * and value losses on a minibatch, so that ppo/main.c is the loop and tests/test_ppo.c can run PPO on a
  * planted task without reward-model checkpoints.
  *
  * Legend: n = response tokens of one sequence (GAE, rewards) or of a whole minibatch, flattened
@@ -40,7 +40,6 @@
 
 #include "err.h"
 #include "model.h"
-#include "optim.h"
 
 typedef enum { PPO_KL_K1 = 1, PPO_KL_K2 = 2, PPO_KL_K3 = 3 } PpoKl;
 
@@ -154,13 +153,11 @@ typedef struct {
 void ppo_advantages(PpoSeq *const *s, int n, PpoKl k, float beta, float gamma, float lambda, int whiten,
                     PpoAdvStats *st);
 
-/* One optimizer step of the policy (LM head) on the clipped surrogate over the answer tokens of
- * s[0..B), or of the value model (scalar head) on the clipped value loss: forward, loss, backward,
- * optim_finish_grads (clip to max_norm), AdamW. *norm gets the gradient norm. ERR_RUNTIME (and no
- * step) when a gradient is NaN or Inf. */
-Err ppo_policy_step(Model *m, AdamW *opt, const AdamWConfig *acfg, float lr, float max_norm, PpoScratch *sc,
-                    PpoSeq *const *s, int B, float clip, PpoPolicyStats *st, double *norm);
-Err ppo_value_step(Model *m, AdamW *opt, const AdamWConfig *acfg, float lr, float max_norm, PpoScratch *sc,
-                   PpoSeq *const *s, int B, float clip, PpoValueStats *st, double *norm);
+/* Forward and backward of the policy (LM head) on the clipped surrogate over the answer tokens of
+ * s[0..B), or of the value model (scalar head) on the clipped value loss: m->grads is zeroed, then
+ * holds the loss's gradient. The trainer then calls optim_finish_grads (NaN check, clipping) and
+ * adamw_step, as every trainer does. */
+void ppo_policy_backward(Model *m, PpoScratch *sc, PpoSeq *const *s, int B, float clip, PpoPolicyStats *st);
+void ppo_value_backward(Model *m, PpoScratch *sc, PpoSeq *const *s, int B, float clip, PpoValueStats *st);
 
 #endif

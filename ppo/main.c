@@ -477,17 +477,25 @@ typedef struct {
     int64_t tokens;
 } IterStats;
 
-/* One optimizer step of each model on the minibatch s (B answers); token-weighted sums into st. */
-static Err update(Trainer *tr, const PpoCfg *c, PpoSeq *const *s, int B, IterStats *st) {
+/* The seam of every trainer: NaN/Inf check and clipping, then AdamW with a constant rate. */
+static Err finish_and_step(Model *m, AdamW *opt, const PpoCfg *c, float lr, double *norm) {
     AdamWConfig acfg = {(float)c->beta1, (float)c->beta2, (float)c->eps, (float)c->weight_decay};
+    Err rc = optim_finish_grads(m->grads, m->n_params, (float)c->grad_clip, norm);
+    if (!rc) adamw_step(opt, m->params, m->grads, m->tensors, m->n_tensors, &acfg, lr);
+    return rc;
+}
+
+/* One optimizer step of each model on the minibatch s (B answers); token-weighted sums into st. */
+static Err update(Trainer *tr, const PpoCfg *c, PpoSeq *const *s, int B, bool poison, IterStats *st) {
     PpoPolicyStats ps;
     PpoValueStats vs;
     double pnorm, vnorm;
-    Err rc = ppo_policy_step(&tr->pol, &tr->pol_opt, &acfg, (float)c->lr, (float)c->grad_clip, &tr->sc, s, B,
-                             (float)c->clip, &ps, &pnorm);
+    ppo_policy_backward(&tr->pol, &tr->sc, s, B, (float)c->clip, &ps);
+    if (poison) tr->pol.grads[tr->pol.n_params / 2] = NAN; /* --fault-nan */
+    Err rc = finish_and_step(&tr->pol, &tr->pol_opt, c, (float)c->lr, &pnorm);
     if (rc) return err_prefix(rc, "iteration %" PRId64 ", policy: ", tr->iter + 1);
-    rc = ppo_value_step(&tr->val, &tr->val_opt, &acfg, (float)c->value_lr, (float)c->grad_clip, &tr->sc, s, B,
-                        (float)c->value_clip, &vs, &vnorm);
+    ppo_value_backward(&tr->val, &tr->sc, s, B, (float)c->value_clip, &vs);
+    rc = finish_and_step(&tr->val, &tr->val_opt, c, (float)c->value_lr, &vnorm);
     if (rc) return err_prefix(rc, "iteration %" PRId64 ", value model: ", tr->iter + 1);
     int64_t n = 0;
     for (int b = 0; b < B; b++) n += s[b]->nr;
@@ -758,7 +766,7 @@ static Err iteration(Trainer *tr, const PpoCfg *c, const Opts *o, IterStats *st)
     }
 
     /* 6: epochs of random minibatches, one step of each model per minibatch */
-    if (!rc && o->fault_nan == tr->iter + 1) tr->pol.w.final_norm[0] = NAN; /* --fault-nan */
+    bool poison = o->fault_nan == tr->iter + 1;
     Rng mb_rng = rng_fork(&it_rng, 1);
     for (int64_t e = 0; !rc && e < c->epochs; e++) {
         for (int i = n; i > 1; i--) {
@@ -767,7 +775,7 @@ static Err iteration(Trainer *tr, const PpoCfg *c, const Opts *o, IterStats *st)
             q[i - 1] = q[j];
             q[j] = t;
         }
-        for (int i = 0; !rc && i < n; i += tr->MB) rc = update(tr, c, q + i, n - i < tr->MB ? n - i : tr->MB, st);
+        for (int i = 0; !rc && i < n; i += tr->MB) rc = update(tr, c, q + i, n - i < tr->MB ? n - i : tr->MB, poison, st);
     }
 
     /* 7: the means, and the KL controller */
@@ -833,6 +841,10 @@ static int run(const Opts *o, PpoCfg *c) {
     double last_eval = NAN;
     Err rc = load_models(&tr, o, c);
     if (rc) goto done;
+    fprintf(stderr, PROG ": parameters: policy %zu, value %zu (trainable); reference %zu (%s), reward models %zu (%s) and %zu (%s)\n",
+            tr.pol.n_params, tr.val.n_params, tr.ref.n_params, tr.ref_map.mapped ? "mapped read-only" : "copied",
+            tr.rm_help.model.n_params, tr.rm_help.map.mapped ? "mapped read-only" : "copied", tr.rm_safe.model.n_params,
+            tr.rm_safe.map.mapped ? "mapped read-only" : "copied");
 
     /* prompts */
     tr.prompts.tok = &tr.tok;

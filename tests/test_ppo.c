@@ -25,6 +25,7 @@
 #include "model.h"
 #include "optim.h"
 #include "ppo.h"
+#include "reward.h"
 #include "rng.h"
 #include "testutil.h"
 #include "threads.h"
@@ -236,6 +237,20 @@ START_TEST(test_kl_controller) {
 }
 END_TEST
 
+/* The gating rule PPO's reward goes through (Llama 2 §3.2.3): the safety score on safety prompts or
+ * when sigmoid(safety) < 0.15, the helpfulness score otherwise. logit(0.15) = -1.7346: just above it
+ * the helpfulness score is used, just below it the safety score. */
+START_TEST(test_reward_gating) {
+    int used;
+    ck_assert(reward_combine(1.5f, 0.5f, 0, 0.15f, &used) == 1.5f && used == 0);
+    ck_assert(reward_combine(1.5f, 0.5f, 1, 0.15f, &used) == 0.5f && used == 1);
+    ck_assert(reward_combine(1.5f, -1.73f, 0, 0.15f, &used) == 1.5f && used == 0);
+    ck_assert(reward_combine(1.5f, -1.74f, 0, 0.15f, &used) == -1.74f && used == 1);
+    ck_assert(reward_combine(-3.0f, -2.0f, 0, 0.15f, NULL) == -2.0f);
+    ck_assert(reward_combine(-3.0f, -2.0f, 0, 0.0f, &used) == -3.0f && used == 0); /* threshold 0: never */
+}
+END_TEST
+
 /* ---- on models: a planted task -------------------------------------------------------------------
  * A tiny random policy over 16 tokens answers 8 one-token prompts; the reward of an answer is the
  * share of its tokens that are the marker (token 9; EOS is 2). PPO with ppo.h's model-level calls, as
@@ -315,8 +330,12 @@ static Planted run_planted(float beta, int iters) {
             PpoPolicyStats ps;
             PpoValueStats vs;
             double norm;
-            ck_assert_int_eq(ppo_policy_step(&pol, &po, &acfg, 3e-3f, 1.0f, &sc, q + i, B, 0.2f, &ps, &norm), ERR_OK);
-            ck_assert_int_eq(ppo_value_step(&val, &vo, &acfg, 3e-3f, 1.0f, &sc, q + i, B, 0.2f, &vs, &norm), ERR_OK);
+            ppo_policy_backward(&pol, &sc, q + i, B, 0.2f, &ps);
+            ck_assert_int_eq(optim_finish_grads(pol.grads, pol.n_params, 1.0f, &norm), ERR_OK);
+            adamw_step(&po, pol.params, pol.grads, pol.tensors, pol.n_tensors, &acfg, 3e-3f);
+            ppo_value_backward(&val, &sc, q + i, B, 0.2f, &vs);
+            ck_assert_int_eq(optim_finish_grads(val.grads, val.n_params, 1.0f, &norm), ERR_OK);
+            adamw_step(&vo, val.params, val.grads, val.tensors, val.n_tensors, &acfg, 3e-3f);
             ck_assert(isfinite(ps.loss) && isfinite(vs.loss));
         }
         for (int i = 0; i < n; i++) ppo_seq_free(&seqs[i]);
@@ -377,6 +396,7 @@ int main(void) {
     tcase_add_test(tc, test_value_loss);
     tcase_add_test(tc, test_explained_variance);
     tcase_add_test(tc, test_kl_controller);
+    tcase_add_test(tc, test_reward_gating);
     suite_add_tcase(s, tc);
     TCase *tm = tcase_create("models");
     tcase_set_timeout(tm, 120);
