@@ -100,3 +100,6 @@ clean:
 	rm -rf build build-debug build-valgrind
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# The RLHF demo (make demo, make demo-quick): its targets live in demo.mk.
+-include demo.mk
