@@ -25,7 +25,7 @@
  *      AdamW step of the policy on the clipped surrogate and one of the value model on the clipped
  *      value loss per minibatch (both through optim_finish_grads: NaN check and clipping);
  *   7. the adaptive KL controller updates beta (when kl.target > 0); metrics; every eval_every
- *      iterations the mean R_c of greedy-free answers (the rollout sampler, a fixed seed) on the
+ *      iterations the mean R_c of sampled answers (the rollout sampler, a fixed seed) on the
  *      held-out prompts, with early stopping after early_stop.patience evaluations without a new best.
  *
  * The run directory DIR holds
