@@ -582,10 +582,10 @@ static void run_gnuplot(const char *script) {
 }
 
 typedef struct {
-    int64_t *n, *ok; /* (maxn) dialogues reaching turn t+1, and adherent answers there */
+    int64_t *n, *ok; /* (maxn) answers the model gave at turn t+1, and the adherent ones among them */
 } Adherence;
 
-static Err write_outputs(const Ctx *x, char **labels, const Adherence *a, int nm, size_t maxn) {
+static Err write_outputs(const Ctx *x, char **labels, const Adherence *a, const int64_t *reach, int nm, size_t maxn) {
     const char *dir = x->o->out;
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) return err_set(ERR_RUNTIME, "%s: %s", dir, strerror(errno));
     char path[4096];
@@ -596,8 +596,8 @@ static Err write_outputs(const Ctx *x, char **labels, const Adherence *a, int nm
     for (int j = 0; j < nm; j++) fprintf(f, "\t%s", labels[j]);
     fprintf(f, "\n");
     for (size_t t = 0; t < maxn; t++) {
-        fprintf(f, "%zu\t%" PRId64, t + 1, a[0].n[t]);
-        for (int j = 0; j < nm; j++) fprintf(f, "\t%.4f", a[j].n[t] ? (double)a[j].ok[t] / (double)a[j].n[t] : NAN);
+        fprintf(f, "%zu\t%" PRId64, t + 1, reach[t]);
+        for (int j = 0; j < nm; j++) fprintf(f, "\t%.6f", a[j].n[t] ? (double)a[j].ok[t] / (double)a[j].n[t] : NAN);
         fprintf(f, "\n");
     }
     if (fclose(f) != 0) return err_set(ERR_RUNTIME, "%s: %s", path, strerror(errno));
@@ -628,7 +628,7 @@ static Err eval(Ctx *x, json_t *outputs) {
     }
     Err rc = ERR_OK;
     size_t maxn = 0;
-    int64_t ndlg = 0, skipped = 0;
+    int64_t ndlg = 0, skipped = 0, *reach = NULL; /* (maxn) input dialogues of at least t+1 turns */
     for (int j = 0; !rc && j < nm; j++) {
         Model m;
         CkptMap map;
@@ -642,12 +642,15 @@ static Err eval(Ctx *x, json_t *outputs) {
         if (!rc) rc = rollout(&m, &tok, &l, &g, NULL, &st);
         if (!rc && j == 0) {
             for (size_t i = 0; i < l.n; i++) maxn = l.v[i].n > maxn ? l.v[i].n : maxn;
+            reach = xcalloc(maxn ? maxn : 1, sizeof *reach);
+            for (size_t i = 0; i < l.n; i++)
+                for (size_t t = 0; t < l.v[i].n; t++) reach[t]++;
             ndlg = (int64_t)l.n;
             skipped = l.skipped;
         }
         if (!rc) {
-            a[j].n = xcalloc(maxn, sizeof *a[j].n);
-            a[j].ok = xcalloc(maxn, sizeof *a[j].ok);
+            a[j].n = xcalloc(maxn ? maxn : 1, sizeof *a[j].n);
+            a[j].ok = xcalloc(maxn ? maxn : 1, sizeof *a[j].ok);
             /* A dialogue dropped for length still counts for the turns it answered. */
             for (size_t i = 0; i < l.n; i++)
                 for (size_t t = 0; t < l.v[i].n && t < maxn && l.v[i].answers[t]; t++) {
@@ -677,7 +680,7 @@ static Err eval(Ctx *x, json_t *outputs) {
         int64_t from = x->c->eval_from;
         int64_t pn[MAX_MODELS] = {0}, pok[MAX_MODELS] = {0}, pdlg = 0;
         for (size_t t = 0; t < maxn; t++) {
-            printf("%-6zu %9" PRId64, t + 1, a[0].n[t]);
+            printf("%-6zu %9" PRId64, t + 1, reach[t]);
             for (int j = 0; j < nm; j++) {
                 double v = a[j].n[t] ? (double)a[j].ok[t] / (double)a[j].n[t] : NAN;
                 printf("  %12.3f", v);
@@ -686,9 +689,9 @@ static Err eval(Ctx *x, json_t *outputs) {
                 snprintf(name, sizeof name, "adherence/%s", labels[j]);
                 if (!rc && x->run_id && a[j].n[t]) rc = store_metric_put(x->db, x->run_id, (int64_t)t + 1, name, v);
             }
-            if ((int64_t)t + 1 >= from) pdlg += a[0].n[t];
+            if ((int64_t)t + 1 >= from) pdlg += reach[t];
             printf("\n");
-            if (!rc && x->run_id) rc = store_metric_put(x->db, x->run_id, (int64_t)t + 1, "dialogues", (double)a[0].n[t]);
+            if (!rc && x->run_id) rc = store_metric_put(x->db, x->run_id, (int64_t)t + 1, "dialogues", (double)reach[t]);
         }
         char row[32];
         snprintf(row, sizeof row, "%" PRId64 "+", from);
@@ -705,8 +708,9 @@ static Err eval(Ctx *x, json_t *outputs) {
         json_object_set_new(outputs, "from_turn", json_integer(from));
         json_object_set_new(outputs, "adherence_from_turn", pooled);
         if (!rc && fflush(stdout) != 0) rc = err_set(ERR_RUNTIME, "stdout: %s", strerror(errno));
-        if (!rc && x->o->out) rc = write_outputs(x, labels, a, nm, maxn);
+        if (!rc && x->o->out) rc = write_outputs(x, labels, a, reach, nm, maxn);
     }
+    free(reach);
     for (int j = 0; j < nm; j++) {
         free(labels[j]);
         free(a[j].n);

@@ -98,8 +98,8 @@ grep -q "^4+ " "$W/table" || fail "no pooled row: $(cat "$W/table")"
 if command -v gnuplot >/dev/null; then [ -s "$W/ev/adherence.png" ] || fail "no plot"; fi
 # our adherence check agrees with toyworld's oracle, turn by turn
 "$BIN/toyworld" score --summary "$W/ev/dialogues-1.jsonl" >"$W/oracle"
-awk -F '\t' 'NR > 1 { printf "%d %d %.3f\n", $1, $2, $3 }' "$W/ev/adherence.tsv" >"$W/ours"
-awk -F '|' '/^\| [0-9]+ \| [0-9]+ \| [0-9.]+ \|$/ && seen { printf "%d %d %.3f\n", $2, $3, $4 } /instruction adherence/ { seen = 1 }' \
+awk -F '\t' 'NR > 1 && $3 != "nan" { printf "%d %.3f\n", $1, $3 }' "$W/ev/adherence.tsv" >"$W/ours"
+awk -F '|' '/^\| [0-9]+ \| [0-9]+ \| [0-9.]+ \|$/ && seen { printf "%d %.3f\n", $2, $4 } /instruction adherence/ { seen = 1 }' \
     "$W/oracle" >"$W/theirs"
 [ -s "$W/theirs" ] && cmp -s "$W/ours" "$W/theirs" || fail "adherence differs from toyworld score: $(paste "$W/ours" "$W/theirs")"
 sqlite3 "$W/p.db" "select count(*) from metrics m join runs r on r.id = m.run_id where r.program = 'gatt_augment' and m.name = 'adherence/after' and m.step = 1" |
