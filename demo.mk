@@ -1,0 +1,141 @@
+# demo.mk — the RLHF demo on the toy world: `make demo` (runs/demo/) and `make demo-quick` (runs/demo-quick/).
+# Included by the Makefile. docs/demo.md explains each stage and how to read the report.
+#
+# The pipeline (Llama 2 §3, DESIGN §3), one file target per stage so that an interrupted demo continues
+# where it stopped and a second `make demo` does nothing:
+#
+#   corpus.txt, tok.bin        toyworld corpus -> tokenizer_train (BPE)
+#   base/done                  sft --pretrain on the corpus
+#   data.done                  prefs.db: demonstrations, train prompts, held-out test prompts; GAtt dialogues
+#   v0/done                    sft on the demonstrations (V0, the SFT model)
+#   vN/annotated.done          generate 2 answers per prompt with V(N-1), `toyworld rate` compares them
+#   vN/rm_helpfulness/done     rm_train on every comparison so far, from V(N-1); rm_train eval (Table 8)
+#   vN/rm_safety/done
+#   vN/gatt.done               (from V3 on) gatt_augment synth: GAtt examples sampled from V(N-1)
+#   vN/rs.done                 rejection_sample best-of-K (pooled over iterations) -> sft -> vN/rs/ckpt
+#   vN/done                    (V5) ppo on top of vN/rs/ckpt -> vN/ppo/ckpt; the policy of VN
+#   vN/eval.done               scripts/demo/eval.sh: held-out prompts judged by the oracle and the RMs
+#   report.md                  scripts/report.sh: tables and gnuplot PNGs, from prefs.db and the TSVs
+#
+# Every setting is in configs/$(DEMO)/: demo.yaml (pipeline sizes, read here), vN.yaml (what changes
+# per iteration) and one file per program (pretrain, sft, generate, rm, rs, rs_sft, gatt, ppo). A recipe
+# line is a plain shell command: copy it, replace $(B) by build/bin and $(D) by runs/demo.
+
+DEMO         ?= demo
+DEMO_THREADS ?= 2
+D  = runs/$(DEMO)
+C  = configs/$(DEMO)
+B  = $(BUILD)/bin
+DB = $(D)/prefs.db
+T  = --threads $(DEMO_THREADS)
+
+.PHONY: demo demo-quick demo-run demo-deps demo-clean
+
+# $(call knob,NAME[,V]): a flat "NAME: value" line of $(C)/v<V>.yaml, else of $(C)/demo.yaml.
+knob_in = $(shell sed -n 's/^$(1):[[:space:]]*\([^[:space:]#]*\).*/\1/p' $(2) 2>/dev/null)
+knob = $(strip $(or $(if $(2),$(call knob_in,$(1),$(C)/v$(2).yaml)),$(call knob_in,$(1),$(C)/demo.yaml)))
+# The policy that version V ends with: PPO's when that iteration runs PPO, else the rejection-sampling fine-tune.
+policy = $(if $(filter 0,$(1)),$(D)/v0/ckpt,$(if $(filter-out 0,$(call knob,ppo_iterations,$(1))),$(D)/v$(1)/ppo/ckpt,$(D)/v$(1)/rs/ckpt))
+# sft/rm_train/ppo continue an interrupted run from its last checkpoint.
+resume = $(if $(wildcard $(1)/ckpt/trainer_state.json),--resume)
+
+demo-deps:
+	@sh scripts/install-deps.sh
+
+demo: demo-deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory DEMO=demo demo-run
+
+demo-quick: demo-deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory DEMO=demo-quick demo-run
+	sh scripts/check_report.sh runs/demo-quick
+
+demo-run: $(D)/report.md
+
+demo-clean:
+	rm -rf runs/demo runs/demo-quick
+
+# ---- the toy world, a tokenizer and a pretrained base model ---------------------------------------------
+$(D)/corpus.txt:
+	@mkdir -p $(D)
+	$(B)/toyworld corpus --tokens $(call knob,corpus_tokens) > $@.tmp && mv $@.tmp $@
+
+$(D)/tok.bin: $(D)/corpus.txt
+	$(B)/tokenizer_train --vocab $(call knob,vocab) --out $@ $<
+
+$(D)/base/done: $(D)/tok.bin
+	$(B)/sft --pretrain --config $(C)/pretrain.yaml --tokenizer $(D)/tok.bin $(T) --out $(D)/base $(call resume,$(D)/base) $(D)/corpus.txt
+	touch $@
+
+# ---- the store: demonstrations, prompts to sample (train) and held-out prompts (test) ---------------------
+$(D)/data.done: $(D)/corpus.txt
+	rm -f $(DB) $(DB)-wal $(DB)-shm
+	$(B)/prefs_db --db $(DB) init
+	$(B)/toyworld demos --n $(call knob,demos) | $(B)/prefs_db --db $(DB) import -
+	$(B)/toyworld prompts --n $(call knob,train_prompts) --split train | $(B)/prefs_db --db $(DB) import -
+	$(B)/toyworld prompts --n $(call knob,test_prompts) --split test --seed 2 > $(D)/test_prompts.jsonl
+	$(B)/prefs_db --db $(DB) import $(D)/test_prompts.jsonl
+	$(B)/toyworld prompts --n 4000 --seed 3 --set prompts.max_turns=4 | grep '"category":"system"' | head -n $(call knob,gatt_train_dialogues) > $(D)/gatt_train.jsonl
+	$(B)/toyworld prompts --n 4000 --split test --seed 4 --set prompts.max_turns=4 | grep '"category":"system"' | head -n $(call knob,gatt_eval_dialogues) > $(D)/gatt_test.jsonl
+	touch $@
+
+# ---- V0: supervised fine-tuning on the demonstrations ---------------------------------------------------
+$(D)/v0/done: $(D)/base/done $(D)/data.done
+	$(B)/sft --config $(C)/sft.yaml --init $(D)/base/ckpt --db $(DB) --iteration 0 $(T) --out $(D)/v0 $(call resume,$(D)/v0)
+	touch $@
+
+# ---- V1..V5 --------------------------------------------------------------------------------------------
+# $(call iteration,V,V-1)
+define iteration
+$(D)/v$(1)/annotated.done: $(D)/v$(2)/done
+	@mkdir -p $(D)/v$(1)
+	$(B)/generate --config $(C)/generate.yaml --model $(call policy,$(2)) --db $(DB) --emit store --iteration $(1) --seed $(1) -K 2 --set sample.temperature=$(call knob,sample_temperature,$(1)) --set data.split=train --set data.limit=$(call knob,rate_train_prompts,$(1)) $(T)
+	$(B)/generate --config $(C)/generate.yaml --model $(call policy,$(2)) --db $(DB) --emit store --iteration $(1) --seed $(1) -K 2 --set sample.temperature=$(call knob,sample_temperature,$(1)) --set data.split=test --set data.limit=$(call knob,rate_test_prompts,$(1)) $(T)
+	$(B)/prefs_db --db $(DB) annotate --iteration $(1) --rater "$(B)/toyworld rate --seed $(1)" > $(D)/v$(1)/annotate.txt
+	touch $$@
+
+$(D)/v$(1)/rm_%/done: $(D)/v$(1)/annotated.done
+	$(B)/rm_train train --kind $$* --config $(C)/rm.yaml --init $(call policy,$(2)) --db $(DB) --iteration $(1) $(T) --out $(D)/v$(1)/rm_$$* $$(call resume,$(D)/v$(1)/rm_$$*)
+	$(B)/rm_train eval --model $(D)/v$(1)/rm_$$*/ckpt --kind $$* --config $(C)/rm.yaml --db $(DB) --iteration $(1) $(T) > $(D)/v$(1)/rm_$$*/eval.txt
+	touch $$@
+
+$(D)/v$(1)/gatt.done: $(D)/v$(2)/done
+	@mkdir -p $(D)/v$(1)
+	$(if $(filter-out 0,$(call knob,gatt_dialogues,$(1))),head -n $(call knob,gatt_dialogues,$(1)) $(D)/gatt_train.jsonl | $(B)/gatt_augment synth --config $(C)/gatt.yaml --model $(call policy,$(2)) --db $(DB) --emit store --iteration $(1) --seed $(1) $(T) -,@echo "v$(1): no GAtt in this iteration")
+	touch $$@
+
+$(D)/v$(1)/rs.done: $(D)/v$(1)/rm_helpfulness/done $(D)/v$(1)/rm_safety/done $(D)/v$(1)/gatt.done
+	$(B)/rejection_sample --config $(C)/rs.yaml --model $(call policy,$(2)) --rm-helpfulness $(D)/v$(1)/rm_helpfulness/ckpt --rm-safety $(D)/v$(1)/rm_safety/ckpt --db $(DB) --iteration $(1) --seed $(1) -K $(call knob,rs_k,$(1)) --temperatures $(call knob,rs_temperatures,$(1)) --pool $(call knob,rs_pool,$(1)) --out $(D)/v$(1)/rs_sample $(T) > $(D)/v$(1)/best_of_n.txt
+	$(B)/sft --config $(C)/rs_sft.yaml --init $(call policy,$(2)) --db $(DB) --iteration $(1) --set data.iteration=$(1) --set train.steps=$(call knob,rs_sft_steps,$(1)) $(T) --out $(D)/v$(1)/rs $$(call resume,$(D)/v$(1)/rs)
+	touch $$@
+
+$(D)/v$(1)/done: $(D)/v$(1)/rs.done
+	$(if $(filter-out 0,$(call knob,ppo_iterations,$(1))),$(B)/ppo --config $(C)/ppo.yaml --init $(D)/v$(1)/rs/ckpt --rm-helpful $(D)/v$(1)/rm_helpfulness/ckpt --rm-safety $(D)/v$(1)/rm_safety/ckpt --db $(DB) --iteration $(1) --set train.iterations=$(call knob,ppo_iterations,$(1)) $(T) --out $(D)/v$(1)/ppo $$(call resume,$(D)/v$(1)/ppo),@echo "v$(1): no PPO in this iteration")
+	touch $$@
+
+$(D)/v$(1)/eval.done: $(D)/v$(1)/done $(D)/v0/eval.done
+	sh scripts/demo/eval.sh $(DEMO) $(1) $(call policy,$(1)) $(D)/v$(1)/rm_helpfulness/ckpt $(D)/v$(1)/rm_safety/ckpt
+	touch $$@
+endef
+# Instantiated only when a demo target is asked for, so that other builds do not read the demo's configs.
+ifneq ($(filter demo% runs/%,$(MAKECMDGOALS)),)
+# OpenMP threads that spin while they wait make every parallel region as slow as the slowest core: on a
+# busy machine, decoding with 2 spinning threads was 50-200x slower than with threads that sleep.
+export OMP_WAIT_POLICY ?= passive
+$(foreach v,1 2 3 4 5,$(eval $(call iteration,$(v),$(word $(v),0 1 2 3 4))))
+endif
+
+# V0 is evaluated like the others; its win rate against itself is 50% by construction.
+$(D)/v0/eval.done: $(D)/v0/done
+	sh scripts/demo/eval.sh $(DEMO) 0 $(D)/v0/ckpt
+	touch $@
+
+# ---- the report ---------------------------------------------------------------------------------------
+$(D)/gatt_eval.done: $(D)/v5/done
+	$(B)/gatt_augment eval --config $(C)/gatt.yaml $(foreach v,0 1 2 3 4 5,--model $(call policy,$(v)) --label v$(v)) --db $(DB) --iteration 5 $(T) --out $(D)/gatt_eval $(D)/gatt_test.jsonl > $(D)/gatt_eval.txt
+	touch $@
+
+$(D)/report.md: $(foreach v,0 1 2 3 4 5,$(D)/v$(v)/eval.done) $(D)/gatt_eval.done scripts/report.sh
+	sh scripts/report.sh $(D) > $@.tmp && mv $@.tmp $@
+	@echo "report: $@"

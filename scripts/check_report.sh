@@ -1,0 +1,65 @@
+#!/bin/sh
+# check_report.sh RUN_DIR — what `make demo-quick` (and CI) checks after the pipeline: the report and its
+# plots exist, and every number it shows is finite and in range. It does not check that RLHF helped
+# (a tiny run need not); docs/demo.md says where to read that in the full demo's report.
+#   - report.md has its five sections and no nan/inf;
+#   - plots: fig11_rm, fig11_oracle, table8, fig7, ppo, fig9 PNGs, non-empty;
+#   - one evaluation row per version V0..V5: helpfulness, violation, false refusals and win rates in
+#     [0, 1], KL finite; V0 against itself: win rates exactly 1/2 and KL ~ 0 (the same model);
+#   - reward-model accuracies in [0, 1] with at least one test pair; best of N: max >= median, and the
+#     max never falls as N grows; PPO's logged metrics finite, its KL (k3) never negative.
+# Exit 0 when all hold, 1 with one line per failure otherwise.
+set -eu
+[ $# -eq 1 ] || { echo "usage: check_report.sh RUN_DIR" >&2; exit 2; }
+R=$1 P=$1/plots
+bad=0
+fail() { echo "check_report: $*" >&2; bad=1; }
+
+[ -s "$R/report.md" ] || { echo "check_report: $R/report.md missing or empty" >&2; exit 1; }
+for s in "Held-out evaluation" "Table 8" "Figure 7" "PPO" "Figure 9"; do
+    grep -q "^## .*$s" "$R/report.md" || fail "report.md lacks the section '$s'"
+done
+grep -qiw -e nan -e inf -e '-nan' "$R/report.md" && fail "report.md shows a non-finite number"
+for f in fig11_rm fig11_oracle table8 fig7 ppo fig9; do
+    [ -s "$P/$f.png" ] || fail "plot $P/$f.png missing"
+done
+
+# eval.tsv: version, helpfulness, violation, false refusals, 4 win rates, KL/token, KL/answer, counts
+awk -F'\t' '
+    function finite(x) { return x == x + 0 && x !~ /nan|inf/ }
+    { seen[$1] = 1
+      for (i = 2; i <= 8; i++) if (!finite($i) || $i < 0 || $i > 1) { printf "V%d: column %d = %s not in [0, 1]\n", $1, i, $i; bad = 1 }
+      for (i = 9; i <= 10; i++) if (!finite($i)) { printf "V%d: KL column %d = %s not finite\n", $1, i, $i; bad = 1 }
+      if ($1 == 0) {
+          for (i = 5; i <= 8; i++) if ($i != 0.5) { printf "V0 against itself: win rate column %d = %s, not 0.5\n", i, $i; bad = 1 }
+          if ($9 > 1e-3 || $9 < -1e-3) { printf "V0 against itself: KL %s, not ~0\n", $9; bad = 1 }
+      }
+      if ($12 < 1 || $13 < 1) { printf "V%d: no adversarial or borderline prompt\n", $1; bad = 1 } }
+    END { for (v = 0; v <= 5; v++) if (!(v in seen)) { printf "no evaluation of V%d\n", v; bad = 1 }
+          exit bad }' "$P/eval.tsv" >&2 || bad=1
+
+# rm_acc.tsv: iteration, dimension, 4 ratings + avg, 4 counts
+awk -F'\t' '
+    { n = $8 + $9 + $10 + $11; if (n < 1) { printf "V%d %s RM: no test pairs\n", $1, $2; bad = 1 }
+      for (i = 3; i <= 7; i++) if ($i != "" && ($i < 0 || $i > 1 || $i ~ /nan|inf/)) { printf "V%d %s RM: accuracy %s\n", $1, $2, $i; bad = 1 }
+      rows++ }
+    END { if (rows < 2) { print "fewer than two reward-model evaluations"; bad = 1 } exit bad }' "$P/rm_acc.tsv" >&2 || bad=1
+
+# best_of_n.tsv: iteration, N, name@temperature, value
+awk -F'\t' '
+    { split($3, a, "@"); v[$1, a[2], $2, a[1]] = $4; if ($4 ~ /nan|inf/) { print "best of N: " $0; bad = 1 }
+      k[$1 SUBSEP a[2] SUBSEP $2] = 1 }
+    END { for (x in k) { split(x, p, SUBSEP)
+              if (v[p[1], p[2], p[3], "max_reward"] < v[p[1], p[2], p[3], "median_reward"] - 1e-6) { printf "best of N: V%d T=%s N=%d max < median\n", p[1], p[2], p[3]; bad = 1 }
+              if (p[3] > 1 && v[p[1], p[2], p[3], "max_reward"] < v[p[1], p[2], p[3] - 1, "max_reward"] - 1e-6) { printf "best of N: V%d T=%s max falls at N=%d\n", p[1], p[2], p[3]; bad = 1 } }
+          if (length(k) == 0) { print "no best-of-N rows"; bad = 1 }
+          exit bad }' "$P/best_of_n.tsv" >&2 || bad=1
+
+for m in "$R"/v*/ppo/metrics.tsv; do
+    [ -f "$m" ] || continue
+    awk -F'\t' 'NR > 1 && ($3 ~ /nan|inf/ || $3 != $3 + 0) { print FILENAME ": " $0; bad = 1 }
+        $2 == "kl" && $3 < 0 { print FILENAME ": negative KL " $0; bad = 1 } END { exit bad }' "$m" >&2 || bad=1
+done
+
+[ $bad -eq 0 ] && echo "check_report: $R/report.md: all numbers finite and in range"
+exit $bad

@@ -1,0 +1,206 @@
+#!/bin/sh
+# report.sh RUN_DIR > RUN_DIR/report.md — the demo's report: markdown tables and gnuplot PNGs.
+#
+# Every number comes from RUN_DIR/prefs.db (the runs and metrics tables: `evaluate` runs for the
+# held-out evaluation, rm_train eval runs for Table 8, rejection_sample runs for best-of-N, gatt_augment
+# eval for adherence) except the PPO curves, which are also read from RUN_DIR/v*/ppo/metrics.tsv (the
+# same numbers ppo put in the store). The PNGs go to RUN_DIR/plots/; the TSVs they are drawn from stay
+# next to them, so `gnuplot` can redraw them. docs/demo.md explains how to read each part.
+set -eu
+[ $# -eq 1 ] || { echo "usage: report.sh RUN_DIR" >&2; exit 2; }
+R=$1
+DB=$R/prefs.db
+P=$R/plots
+[ -f "$DB" ] || { echo "report.sh: $DB: no such store" >&2; exit 2; }
+mkdir -p "$P"
+q() { sqlite3 -separator '	' "$DB" "$1"; }
+have_gnuplot=1
+command -v gnuplot >/dev/null 2>&1 || { have_gnuplot=0; echo "report.sh: gnuplot not found, no plots" >&2; }
+plot() { [ $have_gnuplot -eq 0 ] || gnuplot -e "set terminal pngcairo size 720,480 noenhanced" "$@" 2>/dev/null ||
+    gnuplot -e "set terminal png size 720,480 noenhanced" "$@"; }
+
+# ---- the held-out evaluation per version ------------------------------------------------------------
+# the latest evaluate run of each iteration, its metrics pivoted into one row
+q "with r as (select max(id) as id, iteration from runs where program = 'evaluate' and status = 'ok' group by iteration)
+   select r.iteration,
+          max(case when name = 'eval.helpfulness' then value end),
+          max(case when name = 'eval.violation_rate' then value end),
+          max(case when name = 'eval.false_refusal_rate' then value end),
+          max(case when name = 'eval.win_oracle_helpfulness' then value end),
+          max(case when name = 'eval.win_oracle_safety' then value end),
+          coalesce(max(case when name = 'eval.win_rm_helpfulness' then value end), 0.5),
+          coalesce(max(case when name = 'eval.win_rm_safety' then value end), 0.5),
+          max(case when name = 'eval.kl_per_token' then value end),
+          max(case when name = 'eval.kl_per_answer' then value end),
+          max(case when name = 'eval.n_prompts' then value end),
+          max(case when name = 'eval.n_adversarial' then value end),
+          max(case when name = 'eval.n_borderline' then value end)
+   from r join metrics m on m.run_id = r.id group by r.iteration order by r.iteration" >"$P/eval.tsv"
+[ -s "$P/eval.tsv" ] || { echo "report.sh: $DB holds no evaluate runs" >&2; exit 1; }
+
+echo "# RLHF demo report: $R"
+echo
+echo "Generated $(date -u +%Y-%m-%dT%H:%M:%SZ) from \`$DB\` (every number below is in its \`metrics\` table;"
+echo "\`sqlite3 -header -column $DB 'select * from v_runs'\` lists the runs). docs/demo.md explains each part."
+echo
+echo "## Stages"
+echo
+echo "Wall-clock seconds per program and iteration, from the runs table (the time between a program's"
+echo "start and end; tokenizer_train and toyworld do not record runs)."
+echo
+q "select iteration, program, sum((julianday(ended_at) - julianday(started_at)) * 86400)
+   from runs where status = 'ok' group by iteration, program" >"$P/stages.tsv"
+awk -F'\t' '{ it[$1] = 1; pr[$2] = 1; t[$1, $2] = $3; tot[$1] += $3; all += $3 }
+    END { n = split("sft generate rm_train rm_train_eval gatt_augment rejection_sample ppo evaluate", cols, " ")
+          printf "| iteration |"; for (c = 1; c <= n; c++) printf " %s |", cols[c]; printf " total |\n|---|"
+          for (c = 1; c <= n; c++) printf "---|"; printf "---|\n"
+          for (i = 0; i <= 99; i++) if (i in it) {
+              printf "| V%d |", i
+              for (c = 1; c <= n; c++) { k = cols[c]; sub(/_eval$/, " eval", k); printf " %s |", ((i, k) in t) ? sprintf("%.0f", t[i, k]) : "" }
+              printf " %.0f |\n", tot[i] }
+          printf "| all | | | | | | | | | %.0f |\n", all }' "$P/stages.tsv"
+echo
+echo "## Held-out evaluation per version (V0 = SFT)"
+echo
+n=$(awk -F'\t' 'NR == 1 { printf "%d prompts (%d adversarial, %d borderline)", $11, $12, $13 }' "$P/eval.tsv")
+echo "On $n of the test split, one answer each (oracle = \`toyworld score\`; win rates against V0 on the"
+echo "same prompts, ties count one half; RM = judged by that version's own helpfulness and safety reward"
+echo "models; KL = mean over the policy's own samples of log p_V - log p_V0)."
+echo
+echo "| version | helpfulness (oracle) | violation rate (adversarial) | false refusals (borderline) | win vs SFT, oracle helpfulness | win vs SFT, oracle safety | win vs SFT, RM helpfulness | win vs SFT, RM safety | KL/token | KL/answer |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+awk -F'\t' '{ printf "| V%d | %.3f | %.1f%% | %.1f%% | %.1f%% | %.1f%% | %.1f%% | %.1f%% | %.4f | %.3f |\n",
+    $1, $2, 100 * $3, 100 * $4, 100 * $5, 100 * $6, 100 * $7, 100 * $8, $9, $10 }' "$P/eval.tsv"
+echo
+awk -F'\t' 'NR == 1 { h0 = $2; v0 = $3; f0 = $4 } { last = $1; h = $2; v = $3; f = $4 }
+    END {
+        printf "V%d against SFT: helpfulness %.3f -> %.3f (%s), violation rate %.1f%% -> %.1f%% (%s), false refusals %.1f%% -> %.1f%% (%s).\n",
+            last, h0, h, (h > h0) ? "higher" : "NOT higher", 100 * v0, 100 * v, (v < v0) ? "lower" : "NOT lower",
+            100 * f0, 100 * f, (f <= f0 + 0.05) ? "within 5 points" : "MORE than 5 points higher"
+    }' "$P/eval.tsv"
+echo
+plot -e "set output '$P/fig11_rm.png'; set title 'Win rate against SFT judged by the reward models (Figure 11)';
+    set xlabel 'harmlessness win rate (safety RM)'; set ylabel 'helpfulness win rate (helpfulness RM)';
+    set xrange [0:1]; set yrange [0:1]; set grid; set key off;
+    plot '$P/eval.tsv' using 8:7 with linespoints pt 7, '' using 8:7:(sprintf('V%d', \$1)) with labels offset 1.5,0.8"
+plot -e "set output '$P/fig11_oracle.png'; set title 'Helpfulness and violations per version (oracle)';
+    set xlabel 'violation rate on adversarial prompts'; set ylabel 'oracle helpfulness';
+    set grid; set key off;
+    plot '$P/eval.tsv' using 3:2 with linespoints pt 7, '' using 3:2:(sprintf('V%d', \$1)) with labels offset 1.5,0.8"
+echo "![Figure 11, judged by the reward models](plots/fig11_rm.png)"
+echo "![helpfulness against violations, judged by the oracle](plots/fig11_oracle.png)"
+echo
+
+# ---- reward-model accuracy per rating (Table 8) ------------------------------------------------------
+# the latest eval run of each (iteration, dimension): row, ratings 3..0, avg
+q "with r as (select max(r.id) as id, r.iteration, substr(m.name, 5, length(m.name) - 8) as dim
+              from runs r join metrics m on m.run_id = r.id
+              where r.program like 'rm_train%' and r.status = 'ok' and m.name in ('acc.helpfulness.avg', 'acc.safety.avg')
+              group by r.iteration, dim)
+   select r.iteration, r.dim,
+          max(case when name = 'acc.' || r.dim || '.significantly_better' then value end),
+          max(case when name = 'acc.' || r.dim || '.better' then value end),
+          max(case when name = 'acc.' || r.dim || '.slightly_better' then value end),
+          max(case when name = 'acc.' || r.dim || '.negligibly_better' then value end),
+          max(case when name = 'acc.' || r.dim || '.avg' then value end),
+          max(case when name = 'n.' || r.dim || '.significantly_better' then value end),
+          max(case when name = 'n.' || r.dim || '.better' then value end),
+          max(case when name = 'n.' || r.dim || '.slightly_better' then value end),
+          max(case when name = 'n.' || r.dim || '.negligibly_better' then value end)
+   from r join metrics m on m.run_id = r.id group by r.iteration, r.dim order by r.iteration, r.dim" >"$P/rm_acc.tsv"
+echo "## Reward-model accuracy per rating (Table 8)"
+echo
+echo "On the test split's comparisons of all iterations so far (pairs: significantly better / better /"
+echo "slightly better / negligibly better or unsure). A tie counts one half."
+echo
+echo "| iteration | reward model | significantly better | better | slightly better | negligibly better / unsure | avg |"
+echo "|---|---|---|---|---|---|---|"
+awk -F'\t' '{ printf "| V%d | %s | %.1f%% (%d) | %.1f%% (%d) | %.1f%% (%d) | %.1f%% (%d) | %.1f%% |\n",
+    $1, $2, 100 * $3, $8, 100 * $4, $9, 100 * $5, $10, 100 * $6, $11, 100 * $7 }' "$P/rm_acc.tsv"
+echo
+last=$(tail -n 1 "$P/rm_acc.tsv" | cut -f1)
+awk -F'\t' -v it="$last" '$1 == it { print $2, $3, $4, $5, $6 }' "$P/rm_acc.tsv" >"$P/rm_acc_last.dat"
+# one row per rating: label, helpfulness RM, safety RM
+awk -v OFS='\t' '{ for (i = 2; i <= 5; i++) v[$1, i] = $i; d[NR] = $1 }
+    END { split("significantly_better better slightly_better negligibly_better", lab, " ")
+          for (i = 2; i <= 5; i++) print lab[i - 1], v["helpfulness", i], v["safety", i] }' "$P/rm_acc_last.dat" >"$P/table8.tsv"
+plot -e "set output '$P/table8.png'; set title 'Reward-model accuracy per rating, iteration $last (Table 8)';
+    set ylabel 'accuracy on test pairs'; set yrange [0:1]; set grid ytics; set style data histogram;
+    set style histogram clustered; set style fill solid 0.7; set key top right;
+    plot '$P/table8.tsv' using 2:xtic(1) title 'helpfulness RM', '' using 3 title 'safety RM'"
+echo "![Table 8](plots/table8.png)"
+echo
+
+# ---- best-of-N (Figure 7) ----------------------------------------------------------------------------
+q "with r as (select max(id) as id, iteration from runs where program = 'rejection_sample' and status = 'ok' group by iteration)
+   select r.iteration, m.step, m.name, m.value from r join metrics m on m.run_id = r.id
+   where m.name like 'max_reward@%' or m.name like 'median_reward@%' order by r.iteration, m.name, m.step" >"$P/best_of_n.tsv"
+echo "## Rejection sampling: best of N (Figure 7)"
+echo
+echo "Mean over prompts of the maximum and median combined reward among N samples (exact expectation over"
+echo "the N-subsets of the K drawn), per iteration and temperature. The gap between the curves is what"
+echo "rejection sampling gains."
+echo
+echo "| iteration | temperature | N | max reward | median reward |"
+echo "|---|---|---|---|---|"
+awk -F'\t' '{ split($3, a, "@"); key = $1 SUBSEP a[2] SUBSEP $2; v[key, a[1]] = $4; if (!(key in seen)) { seen[key] = 1; order[++n] = key } }
+    END { for (i = 1; i <= n; i++) { split(order[i], k, SUBSEP)
+          printf "| V%d | %s | %d | %.3f | %.3f |\n", k[1], k[2], k[3], v[order[i], "max_reward"], v[order[i], "median_reward"] } }' "$P/best_of_n.tsv"
+echo
+cmd=""
+for it in $(cut -f1 "$P/best_of_n.tsv" | sort -un); do
+    awk -F'\t' -v it="$it" '$1 == it && $3 ~ /^max_reward@/ { print $2, $4 }' "$P/best_of_n.tsv" | sort -n -k1,1 -s >"$P/bon_v$it.dat"
+    cmd="$cmd${cmd:+, }'$P/bon_v$it.dat' using 1:2 with linespoints title 'V$it max'"
+done
+[ -z "$cmd" ] || plot -e "set output '$P/fig7.png'; set title 'Best of N: mean max combined reward (Figure 7)';
+    set xlabel 'N samples'; set ylabel 'reward (logit)'; set grid; set key bottom right; plot $cmd"
+echo "![Figure 7](plots/fig7.png)"
+echo
+
+# ---- PPO ----------------------------------------------------------------------------------------------
+echo "## PPO: reward and KL per step"
+echo
+ppo_runs=$(ls -d "$R"/v*/ppo 2>/dev/null || true)
+if [ -z "$ppo_runs" ]; then
+    echo "No iteration ran PPO."
+else
+    echo "| run | iterations | first reward | last reward | last KL (k3, per answer) | last held-out reward |"
+    echo "|---|---|---|---|---|---|"
+    cmd=""; cmd2=""
+    for d in $ppo_runs; do
+        v=$(basename "$(dirname "$d")")
+        awk -F'\t' '$2 == "reward" { print $1, $3 }' "$d/metrics.tsv" >"$P/ppo_reward_$v.dat"
+        awk -F'\t' '$2 == "kl" { print $1, $3 }' "$d/metrics.tsv" >"$P/ppo_kl_$v.dat"
+        awk -F'\t' '$2 == "reward" { if (!n++) f = $3; l = $3; it = $1 } $2 == "kl" { k = $3 } $2 == "eval_reward" { e = $3 }
+            END { printf "| %s | %d | %.3f | %.3f | %.4f | %s |\n", run, it, f, l, k, (e == "" || e ~ /nan/) ? "-" : sprintf("%.3f", e) }' run="$v" "$d/metrics.tsv"
+        cmd="$cmd${cmd:+, }'$P/ppo_reward_$v.dat' with lines title '$v reward'"
+        cmd2="$cmd2${cmd2:+, }'$P/ppo_kl_$v.dat' with lines axes x1y2 title '$v KL'"
+    done
+    plot -e "set output '$P/ppo.png'; set title 'PPO: combined reward (whitened logit) and KL to the reference';
+        set xlabel 'PPO iteration'; set ylabel 'mean reward'; set y2label 'KL (k3, per answer)'; set y2tics; set grid;
+        plot $cmd, $cmd2"
+    echo
+    echo "![PPO](plots/ppo.png)"
+fi
+echo
+
+# ---- GAtt (Figure 9) ----------------------------------------------------------------------------------
+echo "## GAtt: adherence to the system instruction per turn (Figure 9)"
+echo
+if [ -f "$R/gatt_eval/adherence.tsv" ]; then
+    echo "Share of held-out multi-turn dialogues whose assistant turn t follows the first turn's system"
+    echo "instruction (\`gatt_augment eval\`: greedy answers, checked by the instruction's rule). GAtt examples"
+    echo "join the fine-tune from V3 on."
+    echo
+    awk -F'\t' 'NR == 1 { printf "|"; for (i = 1; i <= NF; i++) printf " %s |", $i; printf "\n|"; for (i = 1; i <= NF; i++) printf "---|"; printf "\n"; next }
+        { printf "|"; for (i = 1; i <= NF; i++) printf " %s |", (i > 2 && $i ~ /nan/) ? "-" : (i > 2) ? sprintf("%.2f", $i) : $i; printf "\n" }' "$R/gatt_eval/adherence.tsv"
+    echo
+    echo "(- : no dialogue of that length was answered up to that turn by that model.)"
+    echo
+    if [ -f "$R/gatt_eval/adherence.png" ]; then
+        cp "$R/gatt_eval/adherence.png" "$P/fig9.png"
+        echo "![Figure 9](plots/fig9.png)"
+    fi
+else
+    echo "No GAtt evaluation found ($R/gatt_eval/adherence.tsv)."
+fi
