@@ -119,11 +119,10 @@ awk -F'\t' '{ printf "| V%d | %s | %.1f%% (%d) | %.1f%% (%d) | %.1f%% (%d) | %.1
     $1, $2, 100 * $3, $8, 100 * $4, $9, 100 * $5, $10, 100 * $6, $11, 100 * $7 }' "$P/rm_acc.tsv"
 echo
 last=$(tail -n 1 "$P/rm_acc.tsv" | cut -f1)
-awk -F'\t' -v it="$last" '$1 == it { print $2, $3, $4, $5, $6 }' "$P/rm_acc.tsv" >"$P/rm_acc_last.dat"
-# one row per rating: label, helpfulness RM, safety RM
-awk -v OFS='\t' '{ for (i = 2; i <= 5; i++) v[$1, i] = $i; d[NR] = $1 }
-    END { split("significantly_better better slightly_better negligibly_better", lab, " ")
-          for (i = 2; i <= 5; i++) print lab[i - 1], v["helpfulness", i], v["safety", i] }' "$P/rm_acc_last.dat" >"$P/table8.tsv"
+# one row per rating: label, helpfulness RM, safety RM (a rating without test pairs: 0, shown as no bar)
+awk -F'\t' -v OFS='\t' -v it="$last" '$1 == it { for (i = 3; i <= 6; i++) v[$2, i] = $i + 0 }
+    END { split("significantly-better better slightly-better negligibly-better/unsure", lab, " ")
+          for (i = 3; i <= 6; i++) print lab[i - 2], v["helpfulness", i], v["safety", i] }' "$P/rm_acc.tsv" >"$P/table8.tsv"
 plot -e "set output '$P/table8.png'; set title 'Reward-model accuracy per rating, iteration $last (Table 8)';
     set ylabel 'accuracy on test pairs'; set yrange [0:1]; set grid ytics; set style data histogram;
     set style histogram clustered; set style fill solid 0.7; set key top right;
