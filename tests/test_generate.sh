@@ -59,6 +59,14 @@ skipped=$(grep -c "skipped" "$W/err" || true)
 [ "$(wc -l <"$W/resp.jsonl")" -eq $(((n_prompts - skipped) * 2)) ] || fail "want 2 stored responses per prompt"
 grep -q '"model":"'"$W"'/base","iteration":1' "$W/resp.jsonl" || fail "model/iteration not stored: $(head -n 1 "$W/resp.jsonl")"
 "$BIN/prefs_db" --db "$W/q.db" export --table runs | grep -q '"program":"generate".*"status":"ok"' || fail "run not recorded"
+# JSONL prompts into a new store: each prompt stored once, K responses to it
+"$G" --model "$M" --db "$W/r.db" -K 2 --emit store --set sample.max_new=8 --threads 1 "$W/prompts.jsonl" 2>"$W/err" ||
+    fail "JSONL prompts --emit store: $(cat "$W/err")"
+skipped=$(grep -c "skipped" "$W/err" || true)
+n_distinct=$(sort -u "$W/prompts.jsonl" | wc -l)
+"$BIN/prefs_db" --db "$W/r.db" export --table responses >"$W/resp2.jsonl"
+[ "$(wc -l <"$W/resp2.jsonl")" -eq $(((12 - skipped) * 2)) ] || fail "want 2 stored responses per JSONL prompt"
+[ "$("$BIN/prefs_db" --db "$W/r.db" export --table prompts | wc -l)" -le "$n_distinct" ] || fail "prompts stored twice"
 # store prompts to JSONL, filtered, carrying their store ids
 "$G" --model "$M" --db "$W/q.db" --set data.limit=2 --set name=tiny --set sample.max_new=8 --threads 1 >"$W/out" 2>/dev/null
 [ "$(wc -l <"$W/out")" -eq 2 ] || fail "data.limit=2: $(wc -l <"$W/out") lines"
