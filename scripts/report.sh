@@ -16,8 +16,8 @@ mkdir -p "$P"
 q() { sqlite3 -separator '	' "$DB" "$1"; }
 have_gnuplot=1
 command -v gnuplot >/dev/null 2>&1 || { have_gnuplot=0; echo "report.sh: gnuplot not found, no plots" >&2; }
-plot() { [ $have_gnuplot -eq 0 ] || gnuplot -e "set terminal pngcairo size 720,480 noenhanced" "$@" 2>/dev/null ||
-    gnuplot -e "set terminal png size 720,480 noenhanced" "$@"; }
+plot() { [ $have_gnuplot -eq 0 ] || gnuplot -e "set terminal pngcairo size 800,480 noenhanced" "$@" 2>/dev/null ||
+    gnuplot -e "set terminal png size 800,480 noenhanced" "$@"; }
 
 # ---- the held-out evaluation per version ------------------------------------------------------------
 # the latest evaluate run of each iteration, its metrics pivoted into one row
@@ -148,11 +148,14 @@ awk -F'\t' '{ split($3, a, "@"); key = $1 SUBSEP a[2] SUBSEP $2; v[key, a[1]] = 
 echo
 cmd=""
 for it in $(cut -f1 "$P/best_of_n.tsv" | sort -un); do
-    awk -F'\t' -v it="$it" '$1 == it && $3 ~ /^max_reward@/ { print $2, $4 }' "$P/best_of_n.tsv" | sort -n -k1,1 -s >"$P/bon_v$it.dat"
-    cmd="$cmd${cmd:+, }'$P/bon_v$it.dat' using 1:2 with linespoints title 'V$it max'"
+    # the first temperature of the iteration (1.0 in the demo's configs): one curve per iteration
+    t=$(awk -F'\t' -v it="$it" '$1 == it && $3 ~ /^max_reward@/ { sub(/^max_reward@/, "", $3); print $3; exit }' "$P/best_of_n.tsv")
+    awk -F'\t' -v it="$it" -v m="max_reward@$t" -v d="median_reward@$t" '$1 == it && $3 == m { mx[$2] = $4 } $1 == it && $3 == d { md[$2] = $4 }
+        END { for (n in mx) print n, mx[n], md[n] }' "$P/best_of_n.tsv" | sort -n -k1,1 >"$P/bon_v$it.dat"
+    cmd="$cmd${cmd:+, }'$P/bon_v$it.dat' using 1:2 with linespoints lc $it title 'V$it max (T=$t)', '' using 1:3 with lines dt 2 lc $it title 'V$it median'"
 done
 [ -z "$cmd" ] || plot -e "set output '$P/fig7.png'; set title 'Best of N: mean max combined reward (Figure 7)';
-    set xlabel 'N samples'; set ylabel 'reward (logit)'; set grid; set key bottom right; plot $cmd"
+    set xlabel 'N samples'; set ylabel 'reward (logit)'; set grid; set key outside right; plot $cmd"
 echo "![Figure 7](plots/fig7.png)"
 echo
 
@@ -175,7 +178,7 @@ else
         cmd="$cmd${cmd:+, }'$P/ppo_reward_$v.dat' with lines title '$v reward'"
         cmd2="$cmd2${cmd2:+, }'$P/ppo_kl_$v.dat' with lines axes x1y2 title '$v KL'"
     done
-    plot -e "set output '$P/ppo.png'; set title 'PPO: combined reward (whitened logit) and KL to the reference';
+    plot -e "set output '$P/ppo.png'; set title 'PPO: mean combined reward R_c (raw, a logit) and KL to the reference';
         set xlabel 'PPO iteration'; set ylabel 'mean reward'; set y2label 'KL (k3, per answer)'; set y2tics; set grid;
         plot $cmd, $cmd2"
     echo
