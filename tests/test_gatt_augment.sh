@@ -47,9 +47,6 @@ cmp -s "$W/g1.jsonl" "$W/g2.jsonl" || fail "sample.batch changed the examples"
 cmp -s "$W/g1.jsonl" "$W/g3.jsonl" || fail "stdin or 2 threads changed the examples"
 "$G" synth "$@" --seed 2 "$W/train.jsonl" >"$W/g4.jsonl" 2>/dev/null || fail "synth seed 2"
 cmp -s "$W/g1.jsonl" "$W/g4.jsonl" && fail "--seed changed nothing"
-# terse_prob 0: only full forms
-"$G" synth "$@" --set instructions.terse_prob=0 "$W/train.jsonl" >"$W/g5.jsonl" 2>/dev/null || fail "terse_prob 0"
-grep -q '"terse":true' "$W/g5.jsonl" && fail "terse_prob 0 wrote terse forms"
 
 # into the store, recorded; every example's shape checked there with SQLite's JSON functions
 "$BIN/prefs_db" --db "$W/p.db" import "$W/train.jsonl" >/dev/null 2>&1 || fail "import prompts"
