@@ -52,8 +52,10 @@ cmp -s "$W/g1.jsonl" "$W/g4.jsonl" && fail "--seed changed nothing"
 "$BIN/prefs_db" --db "$W/p.db" import "$W/train.jsonl" >/dev/null 2>&1 || fail "import prompts"
 "$G" synth "$@" --db "$W/p.db" --emit store --iteration 3 >"$W/out" 2>"$W/err" || fail "synth to store: $(cat "$W/err")"
 q() { sqlite3 "$W/p.db" "$1"; }
-[ "$(q "select count(*) from sft_examples where source = 'gatt' and iteration = 3")" -eq "$n" ] ||
-    fail "the store holds other examples than stdout got"
+ns=$(sed -n 's/^gatt_augment: \([0-9]*\) examples .*/\1/p' "$W/err")
+[ -n "$ns" ] && [ "$ns" -ge 5 ] && [ "$(q "select count(*) from sft_examples where source = 'gatt' and iteration = 3")" -eq "$ns" ] ||
+    fail "the store holds other examples than synth wrote: $(cat "$W/err")"
+n=$ns
 q "select program, status from runs" | grep -q "^gatt_augment|ok$" || fail "synth run not recorded"
 # loss on the last answer only: loss_turns = [turns - 1]
 [ "$(q "select count(*) from sft_examples where source = 'gatt' and
@@ -101,6 +103,14 @@ awk -F '|' '/^\| [0-9]+ \| [0-9]+ \| [0-9.]+ \|$/ && seen { printf "%d %.3f\n", 
 [ -s "$W/theirs" ] && cmp -s "$W/ours" "$W/theirs" || fail "adherence differs from toyworld score: $(paste "$W/ours" "$W/theirs")"
 sqlite3 "$W/p.db" "select count(*) from metrics m join runs r on r.id = m.run_id where r.program = 'gatt_augment' and m.name = 'adherence/after' and m.step = 1" |
     grep -q '^1$' || fail "eval metrics not in the store"
+
+# eval from the store's held-out prompts (eval.split test), recorded as a run
+"$BIN/prefs_db" --db "$W/p.db" import "$W/test.jsonl" >/dev/null 2>&1 || fail "import test prompts"
+nt=$(q "select count(*) from prompts where split = 'test' and system != ''")
+"$G" eval --config configs/gatt_augment.yaml --model "$M" --db "$W/p.db" --threads 1 --set sample.max_new=24 \
+    >"$W/table2" 2>"$W/err" || fail "eval from the store: $(cat "$W/err")"
+grep -q "^1  *$nt " "$W/table2" || fail "eval from the store: not the $nt test prompts: $(cat "$W/table2")"
+[ "$(q "select count(*) from runs where program = 'gatt_augment' and status = 'ok'")" -eq 3 ] || fail "runs not recorded"
 
 # ---- errors ----------------------------------------------------------------------------------------
 expect 2 "a command is required" --model "$M"
