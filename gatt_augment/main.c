@@ -626,28 +626,31 @@ static Err eval(Ctx *x, json_t *outputs) {
         labels[j] = j < x->o->nlabels ? xstrdup(x->o->labels[j]) : default_label(x->o->models[j]);
         a[j] = (Adherence){0};
     }
-    Err rc = ERR_OK;
+    /* The dialogues are read once (stdin cannot be read twice) and answered by each model in turn. */
+    DlgList l = {0};
+    Err rc = load_dialogues(x, CMD_EVAL, &l);
+    if (!rc && l.n == 0) rc = err_set(ERR_INPUT, "no dialogue with a system prompt that is one of instructions.kinds");
     size_t maxn = 0;
-    int64_t ndlg = 0, skipped = 0, *reach = NULL; /* (maxn) input dialogues of at least t+1 turns */
+    int64_t ndlg = (int64_t)l.n, skipped = l.skipped, *reach = NULL; /* (maxn) input dialogues of at least t+1 turns */
+    for (size_t i = 0; i < l.n; i++) maxn = l.v[i].n > maxn ? l.v[i].n : maxn;
+    reach = xcalloc(maxn ? maxn : 1, sizeof *reach);
+    for (size_t i = 0; i < l.n; i++)
+        for (size_t t = 0; t < l.v[i].n; t++) reach[t]++;
     for (int j = 0; !rc && j < nm; j++) {
         Model m;
         CkptMap map;
         Tokenizer tok;
         if ((rc = load_model(x->o->models[j], &m, &map, &tok))) break;
-        DlgList l = {0};
-        RollStats st = {0};
-        rc = load_dialogues(x, CMD_EVAL, &l);
-        if (!rc && l.n == 0) rc = err_set(ERR_INPUT, "no dialogue with a system prompt that is one of instructions.kinds");
-        GenConfig g = gen_config(x->c, true);
-        if (!rc) rc = rollout(&m, &tok, &l, &g, NULL, &st);
-        if (!rc && j == 0) {
-            for (size_t i = 0; i < l.n; i++) maxn = l.v[i].n > maxn ? l.v[i].n : maxn;
-            reach = xcalloc(maxn ? maxn : 1, sizeof *reach);
-            for (size_t i = 0; i < l.n; i++)
-                for (size_t t = 0; t < l.v[i].n; t++) reach[t]++;
-            ndlg = (int64_t)l.n;
-            skipped = l.skipped;
+        for (size_t i = 0; i < l.n; i++) { /* forget the previous model's answers */
+            for (size_t t = 0; t < l.v[i].n; t++) {
+                free(l.v[i].answers[t]);
+                l.v[i].answers[t] = NULL;
+            }
+            l.v[i].dead = false;
         }
+        RollStats st = {0};
+        GenConfig g = gen_config(x->c, true);
+        rc = rollout(&m, &tok, &l, &g, NULL, &st);
         if (!rc) {
             a[j].n = xcalloc(maxn ? maxn : 1, sizeof *a[j].n);
             a[j].ok = xcalloc(maxn ? maxn : 1, sizeof *a[j].ok);
@@ -667,7 +670,6 @@ static Err eval(Ctx *x, json_t *outputs) {
             if (mkdir(x->o->out, 0777) != 0 && errno != EEXIST) rc = err_set(ERR_RUNTIME, "%s: %s", x->o->out, strerror(errno));
             else rc = write_dialogues(path, &l);
         }
-        dlgs_free(&l);
         tokenizer_free(&tok);
         model_free(&m);
         ckpt_map_free(&map);
@@ -710,6 +712,7 @@ static Err eval(Ctx *x, json_t *outputs) {
         if (!rc && fflush(stdout) != 0) rc = err_set(ERR_RUNTIME, "stdout: %s", strerror(errno));
         if (!rc && x->o->out) rc = write_outputs(x, labels, a, reach, nm, maxn);
     }
+    dlgs_free(&l);
     free(reach);
     for (int j = 0; j < nm; j++) {
         free(labels[j]);

@@ -104,6 +104,12 @@ awk -F '|' '/^\| [0-9]+ \| [0-9]+ \| [0-9.]+ \|$/ && seen { printf "%d %.3f\n", 
 sqlite3 "$W/p.db" "select count(*) from metrics m join runs r on r.id = m.run_id where r.program = 'gatt_augment' and m.name = 'adherence/after' and m.step = 1" |
     grep -q '^1$' || fail "eval metrics not in the store"
 
+# the same model twice, dialogues from stdin: read once, two equal columns (greedy answers are deterministic)
+"$G" eval --model "$M" --model "$M" --label a --label b --threads 1 --set sample.max_new=24 - <"$W/test.jsonl" \
+    >"$W/table3" 2>"$W/err" || fail "eval from stdin: $(cat "$W/err")"
+awk 'NR > 1 && $3 != $4 { bad = 1 } END { exit bad || NR < 3 }' "$W/table3" || fail "two runs of one model differ: $(cat "$W/table3")"
+grep -q "^1  *30 " "$W/table3" || fail "eval from stdin: $(cat "$W/table3")"
+
 # eval from the store's held-out prompts (eval.split test), recorded as a run
 "$BIN/prefs_db" --db "$W/p.db" import "$W/test.jsonl" >/dev/null 2>&1 || fail "import test prompts"
 nt=$(q "select count(*) from prompts where split = 'test' and system != ''")
