@@ -4,7 +4,8 @@
 # --stop-at + --resume equal to an uninterrupted run (weights, optimizer, metrics), a NaN that stops
 # the run with the last good checkpoint kept (and a resume from it that ends where the clean run
 # ends), the adaptive KL controller, the value model from the policy, prompts from the store with the
-# run recorded, and every usage and input error with its exit status.
+# run recorded, early stopping on the held-out reward, and every usage and input error with its exit
+# status.
 set -eu
 : "${BIN:?BIN must name the build/bin folder}"
 P="$BIN/ppo"
@@ -96,6 +97,16 @@ awk -F'\t' '$2 == "beta" && $1 == 2 && $3 == 0.01 { exit 1 }' "$W/k/metrics.tsv"
 awk -F'\t' '$2 == "kl_penalty" { p[$1] = $3 } $2 == "kl" { k[$1] = $3 } END { for (i in k) if (k[i] != p[i]) exit 1 }' \
     "$W/k/metrics.tsv" || fail "with kl.estimator=k3 the penalty's KL must be the logged KL"
 grep -q "eval_reward" "$W/k/metrics.tsv" && fail "an evaluation without held-out prompts"
+
+# ---- early stopping: an unchanged policy (lr 0) never beats its first held-out reward --------------------
+"$P" "$@" --out "$W/x" --set optim.lr=0 --set optim.value_lr=0 --set train.eval_every=1 --set early_stop.patience=1 \
+    "$W/train.jsonl" "$W/test.jsonl" >/dev/null 2>"$W/err" || fail "early stopping: $(cat "$W/err")"
+grep -q "early-stopped after iteration 2" "$W/err" || fail "no early stop after the second evaluation: $(tail -n 2 "$W/err")"
+[ "$(grep -c "	eval_reward	" "$W/x/metrics.tsv")" -eq 2 ] || fail "want two evaluations before the early stop"
+[ "$(awk -F'\t' '$2 == "eval_reward" { print $3 }' "$W/x/metrics.tsv" | sort -u | wc -l)" -eq 1 ] ||
+    fail "the same policy and seed gave two held-out rewards"
+grep -q '"finished": *true' "$W/x/ckpt/trainer_state.json" && [ -f "$W/x/best/model.safetensors" ] ||
+    fail "the early-stopped run did not save its checkpoints"
 
 # ---- prompts from the store, the run recorded --------------------------------------------------------
 cat "$W/train.jsonl" "$W/test.jsonl" | "$BIN/prefs_db" --db "$W/p.db" import - >/dev/null 2>&1
