@@ -9,7 +9,8 @@
 #   data.done                  prefs.db: demonstrations, train prompts, held-out test prompts; GAtt dialogues
 #   v0/done                    sft on the demonstrations (V0, the SFT model)
 #   vN/annotated.done          generate 2 answers per prompt with V(N-1), `toyworld rate` compares them
-#   vN/rm_helpfulness/done     rm_train on every comparison so far, from V(N-1); rm_train eval (Table 8)
+#   vN/rm_helpfulness/done     rm_train: V1 from V0 on its comparisons; later from V(N-1)'s RM on the new
+#                              ones (rm_continue); rm_train eval on every test comparison (Table 8)
 #   vN/rm_safety/done
 #   vN/gatt.done               (from V3 on) gatt_augment synth: GAtt examples sampled from V(N-1)
 #   vN/rs.done                 rejection_sample best-of-K (pooled over iterations) -> sft -> vN/rs/ckpt
@@ -36,6 +37,10 @@ knob_in = $(shell sed -n 's/^$(1):[[:space:]]*\([^[:space:]#]*\).*/\1/p' $(2) 2>
 knob = $(strip $(or $(if $(2),$(call knob_in,$(1),$(C)/v$(2).yaml)),$(call knob_in,$(1),$(C)/demo.yaml)))
 # The policy that version V ends with: PPO's when that iteration runs PPO, else the rejection-sampling fine-tune.
 policy = $(if $(filter 0,$(1)),$(D)/v0/ckpt,$(if $(filter-out 0,$(call knob,ppo_iterations,$(1))),$(D)/v$(1)/ppo/ckpt,$(D)/v$(1)/rs/ckpt))
+# Where reward model KIND of iteration V starts, and what it trains on: with rm_continue (from V2 on),
+# from V-1's reward model on V's new comparisons (the cost stays flat as comparisons pile up); else
+# from the current policy on every comparison so far. $(call rm_from,V,V-1,KIND)
+rm_from = $(if $(and $(filter-out 1,$(1)),$(filter-out 0,$(call knob,rm_continue,$(1)))),--init $(D)/v$(2)/rm_$(3)/ckpt --set data.iteration=$(1),--init $(call policy,$(2)))
 # sft/rm_train/ppo continue an interrupted run from its last checkpoint.
 resume = $(if $(wildcard $(1)/ckpt/trainer_state.json),--resume)
 
@@ -96,7 +101,7 @@ $(D)/v$(1)/annotated.done: $(D)/v$(2)/done
 	touch $$@
 
 $(D)/v$(1)/rm_%/done: $(D)/v$(1)/annotated.done
-	$(B)/rm_train train --kind $$* --config $(C)/rm.yaml --init $(call policy,$(2)) --db $(DB) --iteration $(1) $(T) --out $(D)/v$(1)/rm_$$* $$(call resume,$(D)/v$(1)/rm_$$*)
+	$(B)/rm_train train --kind $$* --config $(C)/rm.yaml $(call rm_from,$(1),$(2),$$*) --db $(DB) --iteration $(1) $(T) --out $(D)/v$(1)/rm_$$* $$(call resume,$(D)/v$(1)/rm_$$*)
 	$(B)/rm_train eval --model $(D)/v$(1)/rm_$$*/ckpt --kind $$* --config $(C)/rm.yaml --db $(DB) --iteration $(1) $(T) > $(D)/v$(1)/rm_$$*/eval.txt
 	touch $$@
 
