@@ -9,6 +9,7 @@
 #   data.done                  prefs.db: demonstrations, train prompts, held-out test prompts; GAtt dialogues
 #   v0/done                    sft on the demonstrations (V0, the SFT model)
 #   vN/annotated.done          generate 2 answers per prompt with V(N-1), `toyworld rate` compares them
+#   vN/red_team.done           (from V2 on) the same on adversarial and borderline train prompts
 #   vN/rm_helpfulness/done     rm_train: V1 from V0 on its comparisons; later from V(N-1)'s RM on the new
 #                              ones (rm_continue); rm_train eval on every test comparison (Table 8)
 #   vN/rm_safety/done
@@ -100,7 +101,13 @@ $(D)/v$(1)/annotated.done: $(D)/v$(2)/done
 	$(B)/prefs_db --db $(DB) annotate --iteration $(1) --rater "$(B)/toyworld rate --seed $(1)" > $(D)/v$(1)/annotate.txt
 	touch $$@
 
-$(D)/v$(1)/rm_%/done: $(D)/v$(1)/annotated.done
+# Red teaming (Llama 2 §4.2-4.3): extra pairs on adversarial and borderline prompts, where safety and
+# false refusals are decided; without them most safety pairs are two safe answers rated "unsure".
+$(D)/v$(1)/red_team.done: $(D)/v$(1)/annotated.done
+	$(if $(filter-out 0,$(call knob,red_team_prompts,$(1))),$(foreach r,adversarial borderline,$(B)/generate --config $(C)/generate.yaml --model $(call policy,$(2)) --db $(DB) --emit store --iteration $(1) --seed $(1) -K 2 --set sample.temperature=$(call knob,sample_temperature,$(1)) --set data.split=train --set data.risk=$(r) --set data.limit=$(call knob,red_team_prompts,$(1)) $(T) &&) $(B)/prefs_db --db $(DB) annotate --iteration $(1) --rater "$(B)/toyworld rate --seed $(1)" > $(D)/v$(1)/red_team.txt,@echo "v$(1): no red teaming in this iteration")
+	touch $$@
+
+$(D)/v$(1)/rm_%/done: $(D)/v$(1)/annotated.done | $(D)/v$(1)/red_team.done
 	$(B)/rm_train train --kind $$* --config $(C)/rm.yaml $(call rm_from,$(1),$(2),$$*) --db $(DB) --iteration $(1) $(T) --out $(D)/v$(1)/rm_$$* $$(call resume,$(D)/v$(1)/rm_$$*)
 	$(B)/rm_train eval --model $(D)/v$(1)/rm_$$*/ckpt --kind $$* --config $(C)/rm.yaml --db $(DB) --iteration $(1) $(T) > $(D)/v$(1)/rm_$$*/eval.txt
 	touch $$@
