@@ -395,6 +395,7 @@ typedef struct {
     char *config_text;
     int MB;         /* answers per minibatch */
     bool log_open;  /* the loop has started */
+    bool finished;  /* restored from a run that ended (all iterations, or early-stopped) */
     PpoScratch sc;
 } Trainer;
 
@@ -574,13 +575,15 @@ static Err restore(Trainer *tr, const char *out) {
     Err rc = ckpt_load_trainer_state(pdir, &st);
     if (!rc) rc = ckpt_load_trainer_state(vdir, &vst);
     json_int_t it, ep, pos, esb, vit;
+    int finished = 0;
     double cnt, mean, m2, beta;
     json_t *best;
     const char *cfg;
     json_error_t je;
-    if (!rc && json_unpack_ex(st, &je, 0, "{s:I, s:I, s:I, s:F, s:F, s:F, s:F, s:o, s:I, s:s}", "iteration", &it, "epoch",
-                              &ep, "pos", &pos, "whiten_count", &cnt, "whiten_mean", &mean, "whiten_m2", &m2, "beta",
-                              &beta, "best_eval", &best, "evals_since_best", &esb, "config", &cfg) != 0)
+    if (!rc && json_unpack_ex(st, &je, 0, "{s:I, s:I, s:I, s:F, s:F, s:F, s:F, s:o, s:I, s:s, s:b}", "iteration", &it,
+                              "epoch", &ep, "pos", &pos, "whiten_count", &cnt, "whiten_mean", &mean, "whiten_m2", &m2,
+                              "beta", &beta, "best_eval", &best, "evals_since_best", &esb, "config", &cfg, "finished",
+                              &finished) != 0)
         rc = err_set(ERR_INPUT, "%s/trainer_state.json: %s (not written by ppo?)", pdir, je.text);
     else if (!rc && json_unpack_ex(vst, &je, 0, "{s:I}", "iteration", &vit) != 0)
         rc = err_set(ERR_INPUT, "%s/trainer_state.json: %s", vdir, je.text);
@@ -598,6 +601,7 @@ static Err restore(Trainer *tr, const char *out) {
         tr->kl.beta = beta;
         tr->best_eval = json_is_number(best) ? json_number_value(best) : NAN;
         tr->evals_since_best = esb;
+        tr->finished = finished;
     }
     json_decref(st);
     json_decref(vst);
@@ -879,8 +883,9 @@ static int run(const Opts *o, PpoCfg *c) {
 
     if (o->resume) {
         if ((rc = restore(&tr, o->out))) goto done;
-        if (tr.iter >= c->iterations) {
-            printf("%s: %s/ckpt already finished at iteration %" PRId64 "\n", PROG, o->out, tr.iter);
+        if (tr.iter >= c->iterations || tr.finished) {
+            printf("%s: %s/ckpt already finished at iteration %" PRId64 "%s\n", PROG, o->out, tr.iter,
+                   tr.iter < c->iterations ? " (early-stopped)" : "");
             goto cleanup;
         }
         fprintf(stderr, PROG ": resuming %s at iteration %" PRId64 "\n", o->out, tr.iter);

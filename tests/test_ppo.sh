@@ -107,6 +107,9 @@ grep -q "early-stopped after iteration 2" "$W/err" || fail "no early stop after 
     fail "the same policy and seed gave two held-out rewards"
 grep -q '"finished": *true' "$W/x/ckpt/trainer_state.json" && [ -f "$W/x/best/model.safetensors" ] ||
     fail "the early-stopped run did not save its checkpoints"
+"$P" "$@" --out "$W/x" --set optim.lr=0 --set optim.value_lr=0 --set train.eval_every=1 --set early_stop.patience=1 \
+    --resume "$W/train.jsonl" "$W/test.jsonl" >"$W/out" 2>/dev/null || fail "resuming an early-stopped run"
+grep -q "already finished at iteration 2 (early-stopped)" "$W/out" || fail "an early-stopped run went on: $(cat "$W/out")"
 
 # ---- prompts from the store, the run recorded --------------------------------------------------------
 cat "$W/train.jsonl" "$W/test.jsonl" | "$BIN/prefs_db" --db "$W/p.db" import - >/dev/null 2>&1
