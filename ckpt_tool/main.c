@@ -117,7 +117,7 @@ static int cmd_logits(const char *dir, char **ids, int n) {
         ckpt_map_free(&map);
         return ERR_INPUT;
     }
-    model_alloc_train(&m, 1, n);
+    model_alloc_infer(&m, 1, n);
     model_forward(&m, tokens, 1, n);
     if (m.cfg.head == HEAD_LM) {
         printf("{\"head\": \"lm\", \"vocab_size\": %d, \"logits\": [", m.cfg.vocab_size);

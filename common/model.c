@@ -179,16 +179,12 @@ const ModelTensor *model_find_tensor(const Model *m, const char *name) {
 
 #define FALLOC(n) ((float *)xaligned_calloc(sizeof(float) * (size_t)(n)))
 
-void model_alloc_train(Model *m, int B, int T) {
+/* Forward caches for (B, T); with `backward`, also the gradient buffers of the activations. */
+static void acts_alloc(Model *m, int B, int T, int backward) {
     const ModelConfig *c = &m->cfg;
     ASSERT(T <= c->max_seq_len);
-    if (!m->grads) {
-        m->grads = FALLOC(m->n_params);
-        Layout l = layout_of(c);
-        weights_point(&m->g, m->grads, c, &l);
-    }
     ModelActs *a = &m->acts;
-    if (a->B >= B && a->T >= T && (size_t)a->B * a->T >= (size_t)B * T) return;
+    if (a->B >= B && a->T >= T && (size_t)a->B * a->T >= (size_t)B * T && (a->dres || !backward)) return;
     acts_free(a);
     size_t N = (size_t)B * T, D = c->dim, F = c->hidden_dim, L = c->n_layers, V = c->vocab_size;
     size_t hd = D / c->n_heads, HD = c->n_heads * hd, QKV = HD + 2 * c->n_kv_heads * hd;
@@ -205,25 +201,39 @@ void model_alloc_train(Model *m, int B, int T) {
     a->sw = FALLOC(L * N * F);
     a->rstdf = FALLOC(N);
     a->xnf = FALLOC(N * D);
-    if (c->head == HEAD_LM) {
+    if (c->head == HEAD_LM)
         a->logits = FALLOC(N * V);
-        a->dlogits = FALLOC(N * V);
-    } else {
+    else
         a->values = FALLOC(N);
-        a->dvalues = FALLOC(N);
-    }
     a->pos = xcalloc(N, sizeof(int32_t));
-    a->dres = FALLOC(N * D);
-    a->dxn = FALLOC(N * D);
-    a->dqkv = FALLOC(N * QKV);
-    a->dao = FALLOC(N * HD);
-    a->dgu = FALLOC(N * 2 * F);
-    a->dsw = FALLOC(N * F);
-    a->att_scratch = FALLOC(attention_scratch_floats(T));
     a->losses = FALLOC(N);
     a->dlosses = FALLOC(N);
+    if (backward) {
+        if (c->head == HEAD_LM)
+            a->dlogits = FALLOC(N * V);
+        else
+            a->dvalues = FALLOC(N);
+        a->dres = FALLOC(N * D);
+        a->dxn = FALLOC(N * D);
+        a->dqkv = FALLOC(N * QKV);
+        a->dao = FALLOC(N * HD);
+        a->dgu = FALLOC(N * 2 * F);
+        a->dsw = FALLOC(N * F);
+        a->att_scratch = FALLOC(attention_scratch_floats(T));
+    }
     a->B = B;
     a->T = T;
+}
+
+void model_alloc_infer(Model *m, int B, int T) { acts_alloc(m, B, T, 0); }
+
+void model_alloc_train(Model *m, int B, int T) {
+    if (!m->grads) {
+        m->grads = FALLOC(m->n_params);
+        Layout l = layout_of(&m->cfg);
+        weights_point(&m->g, m->grads, &m->cfg, &l);
+    }
+    acts_alloc(m, B, T, 1);
 }
 
 void model_zero_grads(Model *m) { memset(m->grads, 0, sizeof(float) * m->n_params); }
@@ -292,7 +302,7 @@ void model_forward(Model *m, const int32_t *tokens, int B, int T) {
 float model_lm_loss(Model *m, const int32_t *targets, const float *mask, int B, int T, float scale) {
     ModelActs *a = &m->acts;
     const int N = B * T, V = m->cfg.vocab_size;
-    ASSERT(m->cfg.head == HEAD_LM);
+    ASSERT(m->cfg.head == HEAD_LM && a->dlogits);
     double msum = 0.0, lsum = 0.0;
     for (int n = 0; n < N; n++) msum += mask[n];
     if (msum <= 0.0) {
@@ -318,6 +328,7 @@ void model_backward(Model *m, const int32_t *tokens, int B, int T) {
     const int hd = D / H, HD = H * hd, QKV = HD + 2 * KV * hd;
     const ModelWeights *w = &m->w, *g = &m->g;
     const size_t ND = (size_t)N * D;
+    ASSERT(m->grads && a->dres); /* model_alloc_train, not model_alloc_infer */
 
     /* head -> dxn (gradient wrt the final normed state) */
     memset(a->dxn, 0, sizeof(float) * ND);

@@ -112,6 +112,10 @@ const ModelTensor *model_find_tensor(const Model *m, const char *name);
 
 /* Gradients and activations for batches up to (B, T); may be called again to grow. */
 void model_alloc_train(Model *m, int B, int T);
+/* Forward-only activations for batches up to (B, T): what frozen models (reference, reward) need;
+ * no gradient buffers. model_forward and model_token_logprobs work; losses and backward need
+ * model_alloc_train. */
+void model_alloc_infer(Model *m, int B, int T);
 void model_zero_grads(Model *m);
 
 /* tokens (B, T) -> acts.logits (B, T, V) or acts.values (B, T). T <= max_seq_len, B and T within capacity. */

@@ -89,7 +89,7 @@ Err reward_score_tokens(RewardModel *rm, const int32_t *const *ids, const int *l
     for (int start = 0; start < n; start += rm->batch) {
         int B = n - start < rm->batch ? n - start : rm->batch;
         int T = reward_fit(lens[order[start] & 0xffffffff], L);
-        model_alloc_train(&rm->model, rm->batch, T);
+        model_alloc_infer(&rm->model, rm->batch, T);
         int *last = rm->last;
         for (int b = 0; b < B; b++) {
             int i = (int)(order[start + b] & 0xffffffff);

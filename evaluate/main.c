@@ -251,7 +251,7 @@ static int cmd_kl(const Opts *o) {
             qp[nq] = &q[nq];
             nq++;
         }
-        model_alloc_train(&ref, MB, T);
+        model_alloc_infer(&ref, MB, T);
         PpoScratch sc;
         ppo_scratch_init(&sc, MB, T);
         for (size_t i = 0; i < nq; i += (size_t)MB) {

@@ -912,7 +912,7 @@ static int run(const Opts *o, PpoCfg *c) {
     int T = tr.pol.cfg.max_seq_len;
     model_alloc_train(&tr.pol, tr.MB, T);
     model_alloc_train(&tr.val, tr.MB, T);
-    model_alloc_train(&tr.ref, tr.MB, T); /* its gradient buffer is calloc'ed and never touched */
+    model_alloc_infer(&tr.ref, tr.MB, T);
     ppo_scratch_init(&tr.sc, tr.MB, T);
 
     trainlog_catch_signals();
