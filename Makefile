@@ -35,7 +35,7 @@ TEST_BINS  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRC  := $(sort $(wildcard bench/bench_*.c))
 BENCH_BINS := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test debug valgrind bench clean help check-interop
+.PHONY: all test debug valgrind bench clean help check-interop hh-rm
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/libcommon.a $(PROG_BINS)
@@ -47,6 +47,7 @@ help:
 	@echo "make valgrind    a short training run (3 AdamW steps) and the store tests under valgrind's leak checker"
 	@echo "make bench       rlhf.c against the PyTorch reference (creates .venv with torch on first use)"
 	@echo "make check-interop  checkpoints vs transformers, both ways (creates .venv with transformers; not in CI)"
+	@echo "make hh-rm       a safety reward model on hh-rlhf harmless-base beside two baselines (about 25 min; not in CI)"
 	@echo "make clean       remove build/ and build-debug/"
 	@echo "variables: CC CFLAGS BUILD OPENBLAS_DIR THREADS (bench thread count)"
 
@@ -92,6 +93,9 @@ valgrind:
 THREADS ?= 2
 bench: all $(BENCH_BINS)
 	@THREADS=$(THREADS) BUILD=$(BUILD) sh bench/run.sh
+
+hh-rm: all
+	@BIN=$(BUILD)/bin sh examples/hh_rm.sh
 
 check-interop: $(BUILD)/bin/ckpt_tool
 	@BUILD=$(BUILD) sh scripts/check-interop.sh
