@@ -7,7 +7,8 @@
  *   e^r by its degree-7 Taylor polynomial (truncation error < 1.2e-9 relative on that interval),
  *   ln 2 split into a high part exact in float and a low correction, 2^k built in the exponent bits.
  * Measured relative error against expf: below 3e-7 over [-87, 88] (tests/test_ops.c). Inputs are
- * clamped to that range, so very negative inputs give ~1e-38 instead of 0 (harmless in softmax).
+ * clamped to that range, so very negative inputs give ~1e-38 instead of 0 (harmless in softmax);
+ * NaN stays NaN.
  */
 #ifndef RLHF_FASTMATH_H
 #define RLHF_FASTMATH_H
@@ -31,7 +32,9 @@ static inline float exp_fast(float x) {
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    int32_t bits = ((int32_t)kf + 127) << 23;
+    /* unsigned shift: a NaN input (kf NaN, converted to some integer) must stay defined behaviour
+     * and come out NaN through p, so NaN checks downstream still see it */
+    uint32_t bits = ((uint32_t)(int32_t)kf + 127u) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     return p * scale;

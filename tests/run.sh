@@ -9,6 +9,8 @@ export DATA=${DATA:-$(pwd)/../shared/data}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$(pwd)/tests/lsan.supp:print_suppressions=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+# Check kills a test after 4 s by default: too short for the sanitizer build on a loaded machine.
+export CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-300}
 passed=0; failed=0; failures=""
 for t in "$BUILD"/tests/test_*; do
     case "$t" in *.o|*.d) continue;; esac

@@ -308,6 +308,7 @@ START_TEST(test_exp_fast_accuracy) {
     }
     ck_assert_msg(worst < 3e-7, "worst relative error %g", worst);
     ck_assert_float_eq(exp_fast(0.0f), 1.0f);
+    ck_assert(isnan(exp_fast(NAN)));
     ck_assert(exp_fast(-1000.0f) < 2e-38f && exp_fast(-1000.0f) > 0.0f); /* clamped: about 1.6e-38 */
 }
 END_TEST
