@@ -42,6 +42,9 @@ all: $(BUILD)/libcommon.a $(PROG_BINS)
 
 help:
 	@echo "make             build libcommon.a and every program into $(BUILD)/bin"
+	@echo "make demo        base model, SFT, RLHF V1..V5 on the toy world -> runs/demo/report.md (docs/demo.md)"
+	@echo "make demo-quick  the same pipeline with tiny settings -> runs/demo-quick, then its range check (CI runs it)"
+	@echo "make demo-clean  remove runs/demo and runs/demo-quick"
 	@echo "make test        build, then run the Check suites and shell tests (needs ../shared/data for some)"
 	@echo "make debug       the same tests in an AddressSanitizer + UBSan build (build-debug/)"
 	@echo "make valgrind    a short training run (3 AdamW steps) and the store tests under valgrind's leak checker"
