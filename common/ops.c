@@ -275,9 +275,15 @@ static float row_max(const float *x, int V) {
 
 static double row_logsumexp(const float *x, int V) {
     float mx = row_max(x, V);
+    /* float partial sums over blocks of 512 vectorise; the blocks add up in double */
     double sum = 0.0;
-#pragma omp simd reduction(+ : sum)
-    for (int i = 0; i < V; i++) sum += exp_fast(x[i] - mx);
+    for (int i0 = 0; i0 < V; i0 += 512) {
+        int i1 = i0 + 512 < V ? i0 + 512 : V;
+        float part = 0.0f;
+#pragma omp simd reduction(+ : part)
+        for (int i = i0; i < i1; i++) part += exp_fast(x[i] - mx);
+        sum += part;
+    }
     return mx + log(sum);
 }
 
@@ -321,12 +327,12 @@ void xent_forward_backward(float *losses, float *dlogits, const float *logits, c
         const float *x = logits + (size_t)n * V;
         /* one exp per logit: e^(x - max) goes to dx, then is scaled into the gradient */
         float mx = row_max(x, V);
+        /* two loops, so each vectorises (a float exp feeding a double sum in one loop does not) */
+#pragma omp simd
+        for (int i = 0; i < V; i++) dx[i] = exp_fast(x[i] - mx);
         double sum = 0.0;
 #pragma omp simd reduction(+ : sum)
-        for (int i = 0; i < V; i++) {
-            dx[i] = exp_fast(x[i] - mx);
-            sum += dx[i];
-        }
+        for (int i = 0; i < V; i++) sum += dx[i];
         losses[n] = (float)(mx + log(sum) - x[targets[n]]);
         float scale = (float)(weights[n] / sum);
 #pragma omp simd
