@@ -45,8 +45,22 @@ void adamw_step(AdamW *opt, float *params, const float *grads, const ModelTensor
 }
 
 double grads_norm(const float *grads, size_t n) {
+    /* Fixed blocks, each summed in double, then the block sums in order: the same bits whatever the
+     * thread count, and the blocks run in parallel. */
+    enum { BLOCK = 1 << 16 };
+    size_t nblocks = (n + BLOCK - 1) / BLOCK;
+    double *partial = xcalloc(nblocks ? nblocks : 1, sizeof(double));
+#pragma omp parallel for schedule(static) if (nblocks > 1)
+    for (size_t b = 0; b < nblocks; b++) {
+        size_t i0 = b * BLOCK, i1 = i0 + BLOCK < n ? i0 + BLOCK : n;
+        double ss = 0.0;
+#pragma omp simd reduction(+ : ss)
+        for (size_t i = i0; i < i1; i++) ss += (double)grads[i] * grads[i];
+        partial[b] = ss;
+    }
     double ss = 0.0;
-    for (size_t i = 0; i < n; i++) ss += (double)grads[i] * grads[i];
+    for (size_t b = 0; b < nblocks; b++) ss += partial[b];
+    free(partial);
     return sqrt(ss);
 }
 
@@ -62,6 +76,7 @@ Err optim_finish_grads(float *grads, size_t n, float max_norm, double *norm_out)
     if (max_norm > 0.0f && norm > max_norm) {
         /* torch.nn.utils.clip_grad_norm_ scales by max_norm / (norm + 1e-6) */
         float s = (float)(max_norm / (norm + 1e-6));
+#pragma omp parallel for if (n > 65536)
         for (size_t i = 0; i < n; i++) grads[i] *= s;
     }
     return ERR_OK;
