@@ -452,45 +452,63 @@ static Err import_line(Importer *im, const json_t *rec, int *skip) {
     return record_interchange(im, rec);
 }
 
+/* The whole input is read and parsed before the write transaction begins: an import at the end of a
+ * pipe must not hold the database's write lock while it waits for its input, because the programs
+ * upstream (rejection_sample --emit jsonl, generate --emit store) write to the same store. */
+typedef struct {
+    json_t *rec;
+    int64_t line;
+} PendingLine;
+
 Err import_stream(Importer *im, JsonlReader *r) {
-    Err e = store_begin(im->db);
-    if (e != ERR_OK) return e;
+    PendingLine *pending = NULL;
+    size_t n = 0, cap = 0;
+    Err e = ERR_OK;
     for (;;) {
         json_t *rec;
         int64_t line = 0;
         e = jsonl_next(r, &rec, &line);
         if (e == ERR_OK && !rec) break; /* end of input */
-        if (e == ERR_RUNTIME) goto fail;
+        if (e == ERR_RUNTIME) goto done;
         im->lines++;
-        if (e == ERR_OK) {
-            int skip = -1;
-            if ((e = store_begin(im->db)) != ERR_OK) {
-                json_decref(rec);
-                goto fail;
-            }
-            e = import_line(im, rec, &skip);
-            json_decref(rec);
-            if (e == ERR_OK) {
-                if ((e = store_commit(im->db)) != ERR_OK) goto fail;
-                if (skip >= 0) {
-                    im->skipped[skip]++;
-                    fprintf(stderr, "prefs_db: %s:%lld: skipped: %s\n", jsonl_name(r), (long long)line,
-                            import_skip_reason((SkipReason)skip));
-                }
-                continue;
-            }
-            store_rollback(im->db);
-            if (e == ERR_RUNTIME) goto fail;
-            err_prefix(e, "%s:%lld: ", jsonl_name(r), (long long)line);
+        if (e != ERR_OK) { /* malformed JSON: its message already says file:line */
+            if (!im->opt->skip_bad) goto done;
+            im->bad_lines++;
+            fprintf(stderr, "prefs_db: %s (skipped)\n", err_msg());
+            continue;
         }
-        /* A bad line: its message already says file:line. */
+        if (n == cap) pending = xrealloc(pending, (cap = cap ? 2 * cap : 256) * sizeof *pending);
+        pending[n].rec = rec;
+        pending[n++].line = line;
+    }
+    if ((e = store_begin(im->db)) != ERR_OK) goto done;
+    for (size_t i = 0; i < n; i++) {
+        int skip = -1;
+        if ((e = store_begin(im->db)) != ERR_OK) goto fail;
+        e = import_line(im, pending[i].rec, &skip);
+        if (e == ERR_OK) {
+            if ((e = store_commit(im->db)) != ERR_OK) goto fail;
+            if (skip >= 0) {
+                im->skipped[skip]++;
+                fprintf(stderr, "prefs_db: %s:%lld: skipped: %s\n", jsonl_name(r), (long long)pending[i].line,
+                        import_skip_reason((SkipReason)skip));
+            }
+            continue;
+        }
+        store_rollback(im->db);
+        if (e == ERR_RUNTIME) goto fail;
+        err_prefix(e, "%s:%lld: ", jsonl_name(r), (long long)pending[i].line);
         if (!im->opt->skip_bad) goto fail;
         im->bad_lines++;
         fprintf(stderr, "prefs_db: %s (skipped)\n", err_msg());
     }
-    return store_commit(im->db);
+    e = store_commit(im->db);
+    goto done;
 fail:
     store_rollback(im->db);
+done:
+    for (size_t i = 0; i < n; i++) json_decref(pending[i].rec);
+    free(pending);
     return e;
 }
 
