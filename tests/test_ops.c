@@ -293,7 +293,8 @@ START_TEST(test_xent_fused_equals_separate) {
     for (int n = 0; n < N; n++)
         if (w[n] != 0.0f && tgt[n] >= 0) ck_assert_double_eq_tol(l1[n], l2[n], 1e-5);
         else ck_assert_float_eq(l2[n], 0.0f);
-    for (int i = 0; i < N * V; i++) ck_assert_double_eq_tol(d1[i], d2[i], 1e-7);
+    /* the two paths round differently (exp(x - max) / sum against exp(x - lse)): gradients are at most 1 */
+    for (int i = 0; i < N * V; i++) ck_assert_double_eq_tol(d1[i], d2[i], 1e-6);
 }
 END_TEST
 
