@@ -159,4 +159,14 @@ wait
 [ "$(q "$T/c.db" "select count(*) from prompts")" -eq "$(q "$T/hh.db" "select count(*) from prompts")" ] || fail "concurrent: prompts duplicated"
 [ "$(q "$T/c.db" 'pragma integrity_check')" = ok ] || fail "concurrent: integrity_check"
 
+# --- an import at the end of a pipe whose upstream writes the same store ---------------------------------
+# The downstream import must not take the write lock before its input is complete: here the upstream
+# imports into the same file first, then passes lines on (as rejection_sample --emit jsonl does).
+zcat "$HH" | head -n 20 >"$T/first.jsonl"
+zcat "$HH" | sed -n '21,40p' >"$T/second.jsonl"
+{ sleep 1; "$P" --db "$T/pipe.db" import --format hh-rlhf --dimension safety "$T/first.jsonl" 2>"$T/p1.err"; echo $? >"$T/p1.rc";
+  cat "$T/second.jsonl"; } | "$P" --db "$T/pipe.db" import --format hh-rlhf --dimension safety - 2>"$T/p2.err"
+[ $? -eq 0 ] && [ "$(cat "$T/p1.rc")" -eq 0 ] || fail "pipe into the same store: $(cat "$T/p1.err" "$T/p2.err")"
+[ "$(q "$T/pipe.db" 'select count(*) from comparisons')" -eq 40 ] || fail "pipe into the same store: rows"
+
 [ $fails -eq 0 ] || { echo "$fails failures"; exit 1; }
