@@ -413,10 +413,20 @@ Err store_open_at(Store **out, const char *path, int version) {
         goto fail;
     }
     store_set_busy_timeout(s, 60000);
-    /* journal_mode=WAL itself needs a lock on a new file; the busy timeout covers it. */
-    if ((e = exec(s, "PRAGMA foreign_keys = ON", "enabling foreign keys")) != ERR_OK ||
-        (e = exec(s, "PRAGMA journal_mode = WAL", "switching to WAL")) != ERR_OK ||
-        (e = exec(s, "PRAGMA synchronous = NORMAL", "setting synchronous")) != ERR_OK ||
+    if ((e = exec(s, "PRAGMA foreign_keys = ON", "enabling foreign keys")) != ERR_OK) goto fail;
+    /* journal_mode=WAL needs an exclusive lock on a file still in rollback mode, and when two
+     * processes open a new file at once SQLite may answer SQLITE_BUSY at once instead of calling the
+     * busy handler (the lock upgrade could deadlock). So retry for up to the busy timeout. */
+    for (int tries = 0;; tries++) {
+        int rc = sqlite3_exec(s->db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL);
+        if (rc == SQLITE_OK) break;
+        if ((rc & 0xff) != SQLITE_BUSY || tries >= 600) {
+            e = db_fail(s, "switching to WAL");
+            goto fail;
+        }
+        usleep(100 * 1000);
+    }
+    if ((e = exec(s, "PRAGMA synchronous = NORMAL", "setting synchronous")) != ERR_OK ||
         (e = migrate(s, version)) != ERR_OK)
         goto fail;
     *out = s;
