@@ -123,7 +123,7 @@ $(D)/v$(1)/rs.done: $(D)/v$(1)/rm_helpfulness/done $(D)/v$(1)/rm_safety/done $(D
 	touch $$@
 
 $(D)/v$(1)/done: $(D)/v$(1)/rs.done
-	$(if $(filter-out 0,$(call knob,ppo_iterations,$(1))),$(B)/ppo --config $(C)/ppo.yaml --init $(D)/v$(1)/rs/ckpt --rm-helpful $(D)/v$(1)/rm_helpfulness/ckpt --rm-safety $(D)/v$(1)/rm_safety/ckpt --db $(DB) --iteration $(1) --set train.iterations=$(call knob,ppo_iterations,$(1)) $(T) --out $(D)/v$(1)/ppo $$(call resume,$(D)/v$(1)/ppo),@echo "v$(1): no PPO in this iteration")
+	$(if $(filter-out 0,$(call knob,ppo_iterations,$(1))),$(B)/ppo --config $(C)/ppo.yaml --init $(D)/v$(1)/rs/ckpt --rm-helpfulness $(D)/v$(1)/rm_helpfulness/ckpt --rm-safety $(D)/v$(1)/rm_safety/ckpt --db $(DB) --iteration $(1) --set train.iterations=$(call knob,ppo_iterations,$(1)) $(T) --out $(D)/v$(1)/ppo $$(call resume,$(D)/v$(1)/ppo),@echo "v$(1): no PPO in this iteration")
 	touch $$@
 
 $(D)/v$(1)/eval.done: $(D)/v$(1)/done $(D)/v0/eval.done

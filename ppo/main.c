@@ -2,7 +2,7 @@
  * ppo — policy optimisation against the two reward models with a KL penalty to the SFT reference
  * (Llama 2 §3.2.3).
  *
- *   ppo --init POLICY --rm-helpful DIR --rm-safety DIR --out DIR [options] [FILE|-]...
+ *   ppo --init POLICY --rm-helpfulness DIR --rm-safety DIR --out DIR [options] [FILE|-]...
  *
  * Five models: the policy (trainable, from --init), the value model (trainable; from the helpfulness
  * reward model, or from the policy with a fresh scalar head: value.init), the reference (--ref,
@@ -141,7 +141,7 @@ static const ConfigKey PPO_SCHEMA[] = {
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: ppo --init DIR --rm-helpful DIR --rm-safety DIR --out DIR [options] [FILE|-]...\n\n"
+            "usage: ppo --init DIR --rm-helpfulness DIR --rm-safety DIR --out DIR [options] [FILE|-]...\n\n"
             "PPO on the policy --init against the Llama 2 combined reward of two reward models, with a KL\n"
             "penalty to the reference. Prompts: JSONL Prompt objects (FILE|-), or the store's prompts when none\n"
             "is named; split \"test\" ones are held out. Writes DIR/metrics.tsv, DIR/ckpt (the policy),\n"
@@ -149,7 +149,7 @@ static void usage(FILE *f) {
             "options:\n"
             "  --init DIR         the policy to start from (required; the rejection-sampling checkpoint)\n"
             "  --ref DIR          the frozen reference of the KL penalty (default: the --init checkpoint)\n"
-            "  --rm-helpful DIR   the helpfulness reward model (required)\n"
+            "  --rm-helpfulness DIR  the helpfulness reward model (required; --rm-helpful is the same)\n"
             "  --rm-safety DIR    the safety reward model (required)\n"
             "  --value-init DIR   start the value model from this scalar-head checkpoint instead\n"
             "  --out DIR          run directory (required)\n"
@@ -185,7 +185,8 @@ typedef struct {
 static int parse_opts(int argc, char **argv, Opts *o) {
     static const struct option longopts[] = {
         {"init", required_argument, 0, 'i'}, {"ref", required_argument, 0, 'r'},
-        {"rm-helpful", required_argument, 0, 'H'}, {"rm-safety", required_argument, 0, 'S'},
+        {"rm-helpfulness", required_argument, 0, 'H'}, {"rm-helpful", required_argument, 0, 'H'},
+        {"rm-safety", required_argument, 0, 'S'},
         {"value-init", required_argument, 0, 'v'}, {"out", required_argument, 0, 'o'},
         {"resume", no_argument, 0, 'R'}, {"stop-at", required_argument, 0, 'A'}, {"fault-nan", required_argument, 0, 'N'},
         {"config", required_argument, 0, 'c'}, {"set", required_argument, 0, 's'}, {"db", required_argument, 0, 'd'},
@@ -230,7 +231,7 @@ static int parse_opts(int argc, char **argv, Opts *o) {
     o->ninputs = argc - optind;
     if (!o->init) return cli_fail(PROG, ERR_INPUT, "--init DIR (the policy) is required (see --help)");
     if (!o->rm_help || !o->rm_safe)
-        return cli_fail(PROG, ERR_INPUT, "--rm-helpful DIR and --rm-safety DIR are required (see --help)");
+        return cli_fail(PROG, ERR_INPUT, "--rm-helpfulness DIR and --rm-safety DIR are required (see --help)");
     if (!o->out) return cli_fail(PROG, ERR_INPUT, "--out DIR is required (see --help)");
     return 0;
 }

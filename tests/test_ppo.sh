@@ -44,7 +44,7 @@ RS="$W/rm_safety/ckpt"
 "$BIN/toyworld" prompts --n 20 --split test --seed 5 | grep -v '"role":"assistant"' | head -n 8 >"$W/test.jsonl"
 [ "$(wc -l <"$W/train.jsonl")" -ge 16 ] || fail "too few single-turn prompts"
 
-set -- --config configs/ppo_tiny.yaml --init "$M" --rm-helpful "$RH" --rm-safety "$RS" --threads 1
+set -- --config configs/ppo_tiny.yaml --init "$M" --rm-helpfulness "$RH" --rm-safety "$RS" --threads 1
 
 # ---- a run: metrics, checkpoints, frozen models ----------------------------------------------------
 "$P" "$@" --out "$W/a" "$W/train.jsonl" "$W/test.jsonl" >"$W/a.out" 2>"$W/a.err" || fail "ppo: $(cat "$W/a.err")"
@@ -127,7 +127,7 @@ for k in kl.beta kl.estimator kl.target reward.whiten reward.safety_threshold pp
 done
 "$P" --version | grep -q "^ppo (rlhf.c) " || fail "--version"
 expect 2 "--init DIR" --rm-helpful "$RH" --rm-safety "$RS" --out "$W/e" "$W/train.jsonl"
-expect 2 "--rm-helpful DIR and --rm-safety DIR" --init "$M" --rm-helpful "$RH" --out "$W/e" "$W/train.jsonl"
+expect 2 "--rm-helpfulness DIR and --rm-safety DIR" --init "$M" --rm-helpful "$RH" --out "$W/e" "$W/train.jsonl"
 expect 2 "--out DIR" --init "$M" --rm-helpful "$RH" --rm-safety "$RS" "$W/train.jsonl"
 expect 2 "unknown option '--bogus'" "$@" --out "$W/e" --bogus "$W/train.jsonl"
 expect 2 "--stop-at: expected an integer" "$@" --out "$W/e" --stop-at 0 "$W/train.jsonl"
