@@ -35,7 +35,7 @@ TEST_BINS  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRC  := $(sort $(wildcard bench/bench_*.c))
 BENCH_BINS := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test debug valgrind bench clean help check-interop hh-rm
+.PHONY: all test test-run debug valgrind bench clean help check-interop hh-rm
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/libcommon.a $(PROG_BINS)
@@ -45,7 +45,7 @@ help:
 	@echo "make demo        base model, SFT, RLHF V1..V5 on the toy world -> runs/demo/report.md (docs/demo.md)"
 	@echo "make demo-quick  the same pipeline with tiny settings -> runs/demo-quick, then its range check (CI runs it)"
 	@echo "make demo-clean  remove runs/demo and runs/demo-quick"
-	@echo "make test        build, then run the Check suites and shell tests (needs ../shared/data for some)"
+	@echo "make test        install missing packages, build, run the Check suites and shell tests (some read ../shared/data)"
 	@echo "make debug       the same tests in an AddressSanitizer + UBSan build (build-debug/)"
 	@echo "make valgrind    a short training run (3 AdamW steps) and the store tests under valgrind's leak checker"
 	@echo "make bench       rlhf.c against the PyTorch reference (creates .venv with torch on first use)"
@@ -78,13 +78,20 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libcommon.a
 
 .SECONDARY:
 
-test: all $(TEST_BINS)
+# `make test` installs missing Debian packages first (a no-op when all are there), then re-reads this
+# Makefile in a sub-make, because the pkg-config flags above are computed when it is parsed.
+test:
+	@sh scripts/install-deps.sh
+	@$(MAKE) --no-print-directory test-run
+
+test-run: all $(TEST_BINS)
 	@BUILD=$(BUILD) sh tests/run.sh
 
 DEBUG_CFLAGS ?= -std=c11 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
                 -fno-sanitize-recover=undefined -Wall -Wextra -Werror
 debug:
-	$(MAKE) BUILD=build-debug CFLAGS="$(DEBUG_CFLAGS)" LDFLAGS="-fsanitize=address,undefined" test
+	@sh scripts/install-deps.sh
+	$(MAKE) BUILD=build-debug CFLAGS="$(DEBUG_CFLAGS)" LDFLAGS="-fsanitize=address,undefined" test-run
 
 # valgrind cannot decode AVX-512, so this build targets AVX2 and OpenBLAS is told to do the same.
 VG_CFLAGS ?= -std=c11 -O1 -g -march=haswell -Wall -Wextra -Werror
