@@ -347,21 +347,6 @@ static Err add_store_prompt(void *ctx, const StorePrompt *p) {
 
 /* The answer's text: the tokens before EOS, decoded, without surrounding whitespace (as chat.h strips
  * an answer before encoding it, so the text goes back into the next prompt as the model saw it). */
-static char *answer_text(const Tokenizer *tok, const GenSample *s) {
-    int n = s->n && s->ids[s->n - 1] == TOKENIZER_EOS ? s->n - 1 : s->n;
-    TextBuf b = {0};
-    tokenizer_decode_utf8(tok, s->ids, (size_t)n, &b);
-    const char *p = b.data ? b.data : "";
-    size_t len = b.len;
-    while (len && (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')) p++, len--;
-    while (len && (p[len - 1] == ' ' || p[len - 1] == '\n' || p[len - 1] == '\t' || p[len - 1] == '\r')) len--;
-    char *out = xmalloc(len + 1);
-    memcpy(out, p, len);
-    out[len] = '\0';
-    text_buf_free(&b);
-    return out;
-}
-
 typedef struct {
     int64_t too_long, unfinished, answers, tokens;
 } RollStats;
@@ -406,7 +391,7 @@ static Err rollout(Model *m, const Tokenizer *tok, DlgList *l, const GenConfig *
         }
         for (int j = 0; j < np; j++) {
             Dlg *d = &l->v[who[j]];
-            d->answers[t] = answer_text(tok, &out[j]);
+            d->answers[t] = gen_answer_text(tok, &out[j]);
             st->answers++;
             st->tokens += out[j].n;
             if (out[j].stop != GEN_STOP_EOS || !*d->answers[t]) {

@@ -361,22 +361,6 @@ static void seqs_free(Seq *s, int n) {
 }
 
 /* The answer text: EOS dropped, surrounding whitespace stripped (as `generate` writes it). */
-static char *answer_text(const Tokenizer *tok, const GenSample *s) {
-    int n = s->n;
-    if (n > 0 && s->ids[n - 1] == TOKENIZER_EOS) n--;
-    TextBuf b = {0};
-    tokenizer_decode_utf8(tok, s->ids, (size_t)n, &b);
-    const char *p = b.data ? b.data : "";
-    size_t len = b.len;
-    while (len && strchr(" \t\r\n", *p)) p++, len--;
-    while (len && strchr(" \t\r\n", p[len - 1])) len--;
-    char *out = xmalloc(len + 1);
-    memcpy(out, p, len);
-    out[len] = '\0';
-    text_buf_free(&b);
-    return out;
-}
-
 /* ---- the trainer ----------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -437,7 +421,7 @@ static Err rollout(Trainer *tr, const PpoCfg *c, const Prompt *const *ps, int n,
         Seq *q = &s[k++];
         q->p = ps[i];
         ppo_seq_init(&q->q, ps[i]->ids.ids, (int)ps[i]->ids.n, smp[i].ids, smp[i].n);
-        q->text = answer_text(&tr->tok, &smp[i]);
+        q->text = gen_answer_text(&tr->tok, &smp[i]);
     }
     *generated = st.generated;
     gen_samples_free(smp, n);

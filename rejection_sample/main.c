@@ -381,22 +381,6 @@ static void cands_free(Cands *c) {
 }
 
 /* The answer a sample's tokens spell: EOS dropped, the template's surrounding spaces stripped. */
-static char *answer_text(const Tokenizer *tok, const GenSample *s) {
-    int n = s->n;
-    if (n > 0 && s->ids[n - 1] == TOKENIZER_EOS) n--;
-    TextBuf b = {0};
-    tokenizer_decode_utf8(tok, s->ids, (size_t)n, &b);
-    const char *p = b.data ? b.data : "";
-    size_t len = b.len;
-    while (len && strchr(" \t\r\n", *p)) p++, len--;
-    while (len && strchr(" \t\r\n", p[len - 1])) len--;
-    char *out = xmalloc(len + 1);
-    memcpy(out, p, len);
-    out[len] = '\0';
-    text_buf_free(&b);
-    return out;
-}
-
 typedef struct {
     RewardModel help, safe;
     bool has_help, has_safe;
@@ -510,7 +494,7 @@ static Err sample_all(Model *policy, const Tokenizer *tok, const Prompts *pl, co
             for (int j = 0; !rc && j < k; j++) {
                 Cand *x = cands_push(c);
                 x->prompt = first + i;
-                x->text = answer_text(tok, &out[i * k + j]);
+                x->text = gen_answer_text(tok, &out[i * k + j]);
                 StoreResponse r = {.prompt_id = pl->v[first + i].id, .text = x->text, .model = name,
                                    .iteration = iteration, .temperature = temp, .top_p = cfg->top_p};
                 rc = store_response_add(db, &r, &x->response_id);
