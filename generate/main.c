@@ -88,60 +88,39 @@ static void usage(FILE *f) {
 }
 
 typedef struct {
-    const char *model, *db, *config, *system, *emit, *k;
-    const char **sets;
-    int nsets;
+    CliCommon cli; /* --model, --db, --iteration, --config, --set, -K, --seed, --threads, the inputs */
+    const char *system, *k;
     bool interactive, to_store;
-    int64_t iteration, seed;
-    int threads;
-    char **inputs;
-    int ninputs;
 } Opts;
 
 static int parse_opts(int argc, char **argv, Opts *o) {
     static const struct option longopts[] = {
-        {"model", required_argument, 0, 'm'}, {"emit", required_argument, 0, 'E'}, {"db", required_argument, 0, 'd'},
-        {"iteration", required_argument, 0, 'I'}, {"interactive", no_argument, 0, 'i'},
-        {"system", required_argument, 0, 'y'}, {"config", required_argument, 0, 'c'}, {"set", required_argument, 0, 's'},
-        {"seed", required_argument, 0, 'e'}, {"threads", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'}, {0, 0, 0, 0},
+        CLI_OPTION_MODEL, {"emit", required_argument, 0, 'E'}, CLI_OPTIONS_STORE, {"interactive", no_argument, 0, 'i'},
+        {"system", required_argument, 0, 'y'}, CLI_OPTIONS_COMMON, {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
-    o->seed = -1;
-    o->sets = xmalloc((size_t)(argc + 1) * sizeof *o->sets);
+    cli_common_init(&o->cli, PROG, PROG " (rlhf.c) " GENERATE_VERSION, usage, argc);
+    o->cli.iteration = 0;
     int c, rc;
-    int64_t v;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":hK:", longopts, NULL)) != -1) {
         switch (c) {
-        case 'm': o->model = optarg; break;
         case 'E':
             if (strcmp(optarg, "jsonl") != 0 && strcmp(optarg, "store") != 0)
                 return cli_fail(PROG, ERR_INPUT, "--emit: expected jsonl or store, got '%s'", optarg);
             o->to_store = strcmp(optarg, "store") == 0;
             break;
-        case 'd': o->db = optarg; break;
-        case 'I': if ((rc = cli_int(PROG, "--iteration", optarg, 0, &o->iteration))) return rc; break;
         case 'i': o->interactive = true; break;
         case 'y': o->system = optarg; break;
-        case 'c': o->config = optarg; break;
-        case 's': o->sets[o->nsets++] = optarg; break;
         case 'K': o->k = optarg; break;
-        case 'e': if ((rc = cli_int(PROG, "--seed", optarg, 0, &o->seed))) return rc; break;
-        case 't':
-            if ((rc = cli_int(PROG, "--threads", optarg, 1, &v))) return rc;
-            o->threads = (int)(v > 1024 ? 1024 : v);
-            break;
-        case 'h': usage(stdout); return -1;
-        case 'V': printf(PROG " (rlhf.c) " GENERATE_VERSION "\n"); return -1;
-        case ':': return cli_fail(PROG, ERR_INPUT, "option '%s' needs a value (see --help)", argv[optind - 1]);
-        default: return cli_fail(PROG, ERR_INPUT, "unknown option '%s' (see --help)", argv[optind - 1]);
+        default: if ((rc = cli_common_opt(&o->cli, c, argv))) return rc;
         }
     }
-    o->inputs = argv + optind;
-    o->ninputs = argc - optind;
-    if (!o->model) return cli_fail(PROG, ERR_INPUT, "--model DIR is required (see --help)");
-    if (o->interactive && (o->ninputs || o->to_store)) return cli_fail(PROG, ERR_INPUT, "--interactive reads the chat from stdin; it takes no inputs or --emit");
+    cli_common_inputs(&o->cli, argc, argv);
+    /* -K wins over every --set sample.k, wherever it stands */
+    if (o->k) cli_common_set(&o->cli, "sample.k", o->k);
+    if (!o->cli.model) return cli_fail(PROG, ERR_INPUT, "--model DIR is required (see --help)");
+    if (o->interactive && (o->cli.ninputs || o->to_store)) return cli_fail(PROG, ERR_INPUT, "--interactive reads the chat from stdin; it takes no inputs or --emit");
     return 0;
 }
 
@@ -300,13 +279,13 @@ static Err emit_sample(Emit *e, Prompt *p, const GenSample *s) {
         }
         if (!rc) {
             StoreResponse r = {.prompt_id = p->store_id, .text = text, .model = e->model_name,
-                               .iteration = e->o->iteration, .temperature = e->c->temperature, .top_p = e->c->top_p};
+                               .iteration = e->o->cli.iteration, .temperature = e->c->temperature, .top_p = e->c->top_p};
             int64_t id;
             rc = store_response_add(e->db, &r, &id);
         }
     } else {
         json_t *rec = json_pack("{s:s, s:O, s:s, s:s, s:I, s:f, s:f}", "type", "response", "prompt", p->obj, "text",
-                                text, "model", e->model_name, "iteration", (json_int_t)e->o->iteration, "temperature",
+                                text, "model", e->model_name, "iteration", (json_int_t)e->o->cli.iteration, "temperature",
                                 e->c->temperature, "top_p", e->c->top_p);
         ASSERT(rec);
         rc = jsonl_write(stdout, rec);
@@ -368,9 +347,9 @@ static int run(const Opts *o, GenerateCfg *c) {
     Model m;
     CkptMap map;
     Tokenizer tok;
-    Err rc = ckpt_load_model(&m, o->model, &map);
+    Err rc = ckpt_load_model(&m, o->cli.model, &map);
     if (rc) return cli_fail(PROG, rc, "%s", err_msg());
-    if ((rc = ckpt_load_tokenizer(&tok, o->model, m.cfg.vocab_size))) {
+    if ((rc = ckpt_load_tokenizer(&tok, o->cli.model, m.cfg.vocab_size))) {
         model_free(&m);
         ckpt_map_free(&map);
         return cli_fail(PROG, rc, "%s", err_msg());
@@ -385,14 +364,14 @@ static int run(const Opts *o, GenerateCfg *c) {
     Store *db = NULL;
     PromptList prompts = {0};
     int64_t run_id = 0;
-    char *name = *c->name ? xstrdup(c->name) : default_name(o->model);
+    char *name = *c->name ? xstrdup(c->name) : default_name(o->cli.model);
     char *config_text = config_dump_string(GEN_SCHEMA, c);
-    bool from_store = o->ninputs == 0;
-    if (from_store && !o->db && access("prefs.db", F_OK) != 0)
+    bool from_store = o->cli.ninputs == 0;
+    if (from_store && !o->cli.db && access("prefs.db", F_OK) != 0)
         rc = err_set(ERR_INPUT, "no input named and no store at ./prefs.db (give FILE|- or --db PATH)");
-    else if (from_store || o->to_store || o->db)
-        rc = store_open(&db, o->db ? o->db : "prefs.db");
-    for (int i = 0; !rc && i < o->ninputs; i++) rc = read_jsonl_prompts(&prompts, &tok, &m, o->inputs[i]);
+    else if (from_store || o->to_store || o->cli.db)
+        rc = store_open(&db, o->cli.db ? o->cli.db : "prefs.db");
+    for (int i = 0; !rc && i < o->cli.ninputs; i++) rc = read_jsonl_prompts(&prompts, &tok, &m, o->cli.inputs[i]);
     if (!rc && from_store) {
         StoreFilter f = store_filter_any();
         f.split = *c->split ? c->split : NULL;
@@ -403,12 +382,12 @@ static int run(const Opts *o, GenerateCfg *c) {
         rc = store_prompts_each(db, &f, add_store_prompt, &ctx);
     }
     if (!rc && db) {
-        json_t *in = json_pack("{s:s, s:o}", "model", o->model, "prompts", json_array());
-        for (int i = 0; i < o->ninputs; i++) json_array_append_new(json_object_get(in, "prompts"), json_string(o->inputs[i]));
+        json_t *in = json_pack("{s:s, s:o}", "model", o->cli.model, "prompts", json_array());
+        for (int i = 0; i < o->cli.ninputs; i++) json_array_append_new(json_object_get(in, "prompts"), json_string(o->cli.inputs[i]));
         if (from_store) json_array_append_new(json_object_get(in, "prompts"), json_string("store"));
         char *ins = json_dumps(in, JSON_COMPACT);
         json_decref(in);
-        rc = store_run_begin(db, PROG, o->iteration, config_text, ins, &run_id);
+        rc = store_run_begin(db, PROG, o->cli.iteration, config_text, ins, &run_id);
         free(ins);
     }
     Emit e = {.o = o, .c = c, .tok = &tok, .db = db, .model_name = name};
@@ -435,30 +414,16 @@ static int run(const Opts *o, GenerateCfg *c) {
 
 int main(int argc, char **argv) {
     Opts o;
-    int rc = parse_opts(argc, argv, &o);
-    if (rc) {
-        free(o.sets);
-        return rc < 0 ? 0 : rc;
-    }
     GenerateCfg c;
-    rc = cli_config(GEN_SCHEMA, &c, o.config, o.sets, o.nsets);
-    if (!rc && o.k) {
-        char buf[64];
-        snprintf(buf, sizeof buf, "sample.k=%s", o.k);
-        rc = config_set(GEN_SCHEMA, &c, buf);
-    }
-    if (!rc && o.system) {
+    int rc = parse_opts(argc, argv, &o);
+    if (!rc) rc = cli_common_config(&o.cli, GEN_SCHEMA, &c, &c.seed);
+    cli_common_free(&o.cli);
+    if (rc) return rc == CLI_DONE ? 0 : rc;
+    if (o.system) {
         free(c.system);
         c.system = xstrdup(o.system);
     }
-    if (!rc && o.seed >= 0) c.seed = o.seed;
-    free(o.sets);
-    if (rc) {
-        fprintf(stderr, PROG ": %s\n", err_msg());
-        config_free(GEN_SCHEMA, &c);
-        return rc;
-    }
-    threads_set(o.threads);
+    threads_set(o.cli.threads);
     rc = run(&o, &c);
     config_free(GEN_SCHEMA, &c);
     return rc;

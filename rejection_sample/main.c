@@ -121,91 +121,49 @@ static void usage(FILE *f) {
 /* ---- options ------------------------------------------------------------------------------------ */
 
 typedef struct {
-    const char *model, *db, *config, *out;
-    const char **sets; /* --set, then the shorthand flags turned into assignments */
-    int nsets;
+    CliCommon cli; /* --model, --db, --iteration, --config, --set (and shorthands), --seed, --threads, inputs */
+    const char *out;
     bool emit_pairs;
-    int64_t iteration, seed;
-    int threads;
-    char **inputs;
-    int ninputs;
-    char **owned; /* assignments built here */
-    int nowned;
 } Opts;
 
-static void opts_add_set(Opts *o, const char *key, const char *value) {
-    size_t n = strlen(key) + strlen(value) + 2;
-    char *s = xmalloc(n);
-    snprintf(s, n, "%s=%s", key, value);
-    o->owned[o->nowned++] = s;
-    o->sets[o->nsets++] = s;
-}
-
-static void opts_free(Opts *o) {
-    for (int i = 0; i < o->nowned; i++) free(o->owned[i]);
-    free(o->owned);
-    free(o->sets);
-}
-
 /* "0.8,1.0" -> "[0.8,1.0]": the config parser checks each number and its range. */
-static void set_temperatures(Opts *o, const char *list) {
+static void set_temperatures(CliCommon *cc, const char *list) {
     size_t n = strlen(list) + 3;
     char *s = xmalloc(n);
     snprintf(s, n, "[%s]", list);
-    opts_add_set(o, "sample.temperatures", s);
+    cli_common_set(cc, "sample.temperatures", s);
     free(s);
 }
 
 static int parse_opts(int argc, char **argv, Opts *o) {
     static const struct option longopts[] = {
-        {"model", required_argument, 0, 'm'}, {"rm-helpfulness", required_argument, 0, 'H'},
-        {"rm-safety", required_argument, 0, 'S'}, {"db", required_argument, 0, 'd'},
-        {"iteration", required_argument, 0, 'I'}, {"temperatures", required_argument, 0, 'T'},
-        {"pool", required_argument, 0, 'P'}, {"emit", required_argument, 0, 'E'}, {"out", required_argument, 0, 'o'},
-        {"config", required_argument, 0, 'c'}, {"set", required_argument, 0, 's'}, {"seed", required_argument, 0, 'e'},
-        {"threads", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
-        {0, 0, 0, 0},
+        CLI_OPTION_MODEL, {"rm-helpfulness", required_argument, 0, 'H'}, {"rm-safety", required_argument, 0, 'S'},
+        CLI_OPTIONS_STORE, {"temperatures", required_argument, 0, 'T'}, {"pool", required_argument, 0, 'P'},
+        {"emit", required_argument, 0, 'E'}, {"out", required_argument, 0, 'o'}, CLI_OPTIONS_COMMON, {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
-    o->seed = -1;
-    o->iteration = 1;
-    o->sets = xmalloc((size_t)(argc + 1) * sizeof *o->sets);
-    o->owned = xmalloc((size_t)(argc + 1) * sizeof *o->owned);
+    cli_common_init(&o->cli, PROG, PROG " (rlhf.c) " RS_VERSION, usage, argc);
+    o->cli.iteration = 1;
     int c, rc;
-    int64_t v;
     opterr = 0;
-    /* Shorthand flags become --set assignments after the user's own --set, in the order given. */
+    /* Shorthand flags become --set assignments among the user's own --set, in the order given. */
     while ((c = getopt_long(argc, argv, ":hK:", longopts, NULL)) != -1) {
         switch (c) {
-        case 'm': o->model = optarg; break;
-        case 'H': opts_add_set(o, "reward.helpfulness", optarg); break;
-        case 'S': opts_add_set(o, "reward.safety", optarg); break;
-        case 'd': o->db = optarg; break;
-        case 'I': if ((rc = cli_int(PROG, "--iteration", optarg, 0, &o->iteration))) return rc; break;
-        case 'T': set_temperatures(o, optarg); break;
-        case 'P': opts_add_set(o, "select.pool", optarg); break;
-        case 'K': opts_add_set(o, "sample.k", optarg); break;
+        case 'H': cli_common_set(&o->cli, "reward.helpfulness", optarg); break;
+        case 'S': cli_common_set(&o->cli, "reward.safety", optarg); break;
+        case 'T': set_temperatures(&o->cli, optarg); break;
+        case 'P': cli_common_set(&o->cli, "select.pool", optarg); break;
+        case 'K': cli_common_set(&o->cli, "sample.k", optarg); break;
         case 'E':
             if (strcmp(optarg, "jsonl") != 0) return cli_fail(PROG, ERR_INPUT, "--emit: expected jsonl, got '%s'", optarg);
             o->emit_pairs = true;
             break;
         case 'o': o->out = optarg; break;
-        case 'c': o->config = optarg; break;
-        case 's': o->sets[o->nsets++] = optarg; break;
-        case 'e': if ((rc = cli_int(PROG, "--seed", optarg, 0, &o->seed))) return rc; break;
-        case 't':
-            if ((rc = cli_int(PROG, "--threads", optarg, 1, &v))) return rc;
-            o->threads = (int)(v > 1024 ? 1024 : v);
-            break;
-        case 'h': usage(stdout); return -1;
-        case 'V': printf(PROG " (rlhf.c) " RS_VERSION "\n"); return -1;
-        case ':': return cli_fail(PROG, ERR_INPUT, "option '%s' needs a value (see --help)", argv[optind - 1]);
-        default: return cli_fail(PROG, ERR_INPUT, "unknown option '%s' (see --help)", argv[optind - 1]);
+        default: if ((rc = cli_common_opt(&o->cli, c, argv))) return rc;
         }
     }
-    o->inputs = argv + optind;
-    o->ninputs = argc - optind;
-    if (!o->model) return cli_fail(PROG, ERR_INPUT, "--model DIR is required (see --help)");
+    cli_common_inputs(&o->cli, argc, argv);
+    if (!o->cli.model) return cli_fail(PROG, ERR_INPUT, "--model DIR is required (see --help)");
     return 0;
 }
 
@@ -667,13 +625,13 @@ static void free_rewards(Rewards *rw) {
 
 static Err collect_prompts(Prompts *pl, const Opts *o, const RsCfg *c) {
     Err rc = ERR_OK;
-    for (int i = 0; !rc && i < o->ninputs; i++) {
+    for (int i = 0; !rc && i < o->cli.ninputs; i++) {
         if ((rc = store_begin(pl->db))) break; /* a bad line leaves no prompt of its file behind */
-        rc = read_jsonl_prompts(pl, o->inputs[i]);
+        rc = read_jsonl_prompts(pl, o->cli.inputs[i]);
         if (rc) store_rollback(pl->db);
         else rc = store_commit(pl->db);
     }
-    if (!rc && o->ninputs == 0) {
+    if (!rc && o->cli.ninputs == 0) {
         StoreFilter f = store_filter_any();
         f.split = *c->split ? c->split : NULL;
         f.source = *c->source ? c->source : NULL;
@@ -698,29 +656,29 @@ static int run(const Opts *o, RsCfg *c) {
     int64_t run_id = 0, n_pooled = 0;
     SampleStats ss = {0};
     KeepStats ks = {0};
-    char *name = *c->name ? xstrdup(c->name) : model_name(o->model);
+    char *name = *c->name ? xstrdup(c->name) : model_name(o->cli.model);
     char *config_text = config_dump_string(RS_SCHEMA, c);
     bool policy_loaded = false, tok_loaded = false;
 
-    Err rc = ckpt_load_model(&policy, o->model, &map);
+    Err rc = ckpt_load_model(&policy, o->cli.model, &map);
     if (!rc) {
         policy_loaded = true;
-        if (policy.cfg.head != HEAD_LM) rc = err_set(ERR_INPUT, "%s: not a policy (it has a scalar head)", o->model);
+        if (policy.cfg.head != HEAD_LM) rc = err_set(ERR_INPUT, "%s: not a policy (it has a scalar head)", o->cli.model);
     }
-    if (!rc && !(rc = ckpt_load_tokenizer(&tok, o->model, policy.cfg.vocab_size))) tok_loaded = true;
+    if (!rc && !(rc = ckpt_load_tokenizer(&tok, o->cli.model, policy.cfg.vocab_size))) tok_loaded = true;
     if (!rc) rc = load_rewards(&rw, c);
-    if (!rc && !o->db && o->ninputs == 0 && access("prefs.db", F_OK) != 0)
+    if (!rc && !o->cli.db && o->cli.ninputs == 0 && access("prefs.db", F_OK) != 0)
         rc = err_set(ERR_INPUT, "no input named and no store at ./prefs.db (give FILE|- or --db PATH)");
-    if (!rc) rc = store_open(&db, o->db ? o->db : "prefs.db");
+    if (!rc) rc = store_open(&db, o->cli.db ? o->cli.db : "prefs.db");
     if (!rc) {
-        json_t *in = json_pack("{s:s, s:s?, s:s?, s:s, s:o}", "model", o->model, "rm_helpfulness",
+        json_t *in = json_pack("{s:s, s:s?, s:s?, s:s, s:o}", "model", o->cli.model, "rm_helpfulness",
                                *c->rm_help ? c->rm_help : NULL, "rm_safety", *c->rm_safe ? c->rm_safe : NULL, "pool",
                                c->pool, "prompts", json_array());
-        for (int i = 0; i < o->ninputs; i++) json_array_append_new(json_object_get(in, "prompts"), json_string(o->inputs[i]));
-        if (o->ninputs == 0) json_array_append_new(json_object_get(in, "prompts"), json_string("store"));
+        for (int i = 0; i < o->cli.ninputs; i++) json_array_append_new(json_object_get(in, "prompts"), json_string(o->cli.inputs[i]));
+        if (o->cli.ninputs == 0) json_array_append_new(json_object_get(in, "prompts"), json_string("store"));
         char *ins = json_dumps(in, JSON_COMPACT);
         json_decref(in);
-        rc = store_run_begin(db, PROG, o->iteration, config_text, ins, &run_id);
+        rc = store_run_begin(db, PROG, o->cli.iteration, config_text, ins, &run_id);
         free(ins);
     }
     if (!rc && o->out) {
@@ -731,14 +689,14 @@ static int run(const Opts *o, RsCfg *c) {
     pl.db = db;
     if (!rc) rc = collect_prompts(&pl, o, c);
     if (!rc && strcmp(c->pool, "all") == 0) {
-        rc = load_pool(db, &pl, o->iteration, &cands);
+        rc = load_pool(db, &pl, o->cli.iteration, &cands);
         n_pooled = cands.n;
         if (!rc) rc = score_cands(&rw, db, &pl, &cands, 0, n_pooled);
         if (!rc) fprintf(stderr, PROG ": pooled %" PRId64 " answers of earlier iterations\n", n_pooled);
     }
     for (size_t t = 0; !rc && t < c->temperatures.n; t++)
-        rc = sample_all(&policy, &tok, &pl, c, c->temperatures.items[t], name, o->iteration, db, &rw, &cands, &ss);
-    if (!rc) rc = select_and_keep(db, &pl, &cands, n_pooled, o->iteration, o->emit_pairs, &ks);
+        rc = sample_all(&policy, &tok, &pl, c, c->temperatures.items[t], name, o->cli.iteration, db, &rw, &cands, &ss);
+    if (!rc) rc = select_and_keep(db, &pl, &cands, n_pooled, o->cli.iteration, o->emit_pairs, &ks);
     if (!rc) rc = report_curves(&cands, n_pooled, &pl, c, o->emit_pairs ? stderr : stdout, db, run_id, have_log ? &log : NULL);
     double tps = ss.seconds > 0 ? (double)ss.new_tokens / ss.seconds : 0;
     if (!rc) {
@@ -781,22 +739,16 @@ static int run(const Opts *o, RsCfg *c) {
 
 int main(int argc, char **argv) {
     Opts o;
-    int rc = parse_opts(argc, argv, &o);
-    if (rc) {
-        opts_free(&o);
-        return rc < 0 ? 0 : rc;
-    }
     RsCfg c;
-    rc = cli_config(RS_SCHEMA, &c, o.config, o.sets, o.nsets);
-    if (!rc && o.seed >= 0) c.seed = o.seed;
-    if (!rc && c.temperatures.n == 0) rc = err_set(ERR_INPUT, "sample.temperatures: give at least one temperature");
-    opts_free(&o);
-    if (rc) {
-        fprintf(stderr, PROG ": %s\n", err_msg());
+    int rc = parse_opts(argc, argv, &o);
+    if (!rc) rc = cli_common_config(&o.cli, RS_SCHEMA, &c, &c.seed);
+    cli_common_free(&o.cli);
+    if (rc) return rc == CLI_DONE ? 0 : rc;
+    if (c.temperatures.n == 0) {
         config_free(RS_SCHEMA, &c);
-        return rc;
+        return cli_fail(PROG, ERR_INPUT, "sample.temperatures: give at least one temperature");
     }
-    threads_set(o.threads);
+    threads_set(o.cli.threads);
     rc = run(&o, &c);
     config_free(RS_SCHEMA, &c);
     return rc;
