@@ -172,14 +172,10 @@ static void usage(FILE *f) {
 }
 
 typedef struct {
-    const char *init, *ref, *rm_help, *rm_safe, *value_init, *out, *db, *config;
-    const char **sets;
-    int nsets;
+    CliCommon cli; /* --db, --iteration, --config, --set, --seed, --threads, the inputs */
+    const char *init, *ref, *rm_help, *rm_safe, *value_init, *out;
     bool resume;
-    int64_t stop_at, fault_nan, iteration, seed;
-    int threads;
-    char **inputs;
-    int ninputs;
+    int64_t stop_at, fault_nan;
 } Opts;
 
 static int parse_opts(int argc, char **argv, Opts *o) {
@@ -189,18 +185,13 @@ static int parse_opts(int argc, char **argv, Opts *o) {
         {"rm-safety", required_argument, 0, 'S'},
         {"value-init", required_argument, 0, 'v'}, {"out", required_argument, 0, 'o'},
         {"resume", no_argument, 0, 'R'}, {"stop-at", required_argument, 0, 'A'}, {"fault-nan", required_argument, 0, 'N'},
-        {"config", required_argument, 0, 'c'}, {"set", required_argument, 0, 's'}, {"db", required_argument, 0, 'd'},
-        {"iteration", required_argument, 0, 'I'}, {"seed", required_argument, 0, 'e'},
-        {"threads", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
-        {0, 0, 0, 0},
+        CLI_OPTIONS_STORE, CLI_OPTIONS_COMMON, {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
-    o->stop_at = o->fault_nan = o->iteration = o->seed = -1;
-    o->sets = xmalloc((size_t)argc * sizeof *o->sets);
+    cli_common_init(&o->cli, PROG, PROG " (rlhf.c) " PPO_VERSION, usage, argc);
+    o->stop_at = o->fault_nan = -1;
     int c, rc;
-    int64_t v;
     opterr = 0;
-    optind = 1;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (c) {
         case 'i': o->init = optarg; break;
@@ -212,23 +203,10 @@ static int parse_opts(int argc, char **argv, Opts *o) {
         case 'R': o->resume = true; break;
         case 'A': if ((rc = cli_int(PROG, "--stop-at", optarg, 1, &o->stop_at))) return rc; break;
         case 'N': if ((rc = cli_int(PROG, "--fault-nan", optarg, 1, &o->fault_nan))) return rc; break;
-        case 'c': o->config = optarg; break;
-        case 's': o->sets[o->nsets++] = optarg; break;
-        case 'd': o->db = optarg; break;
-        case 'I': if ((rc = cli_int(PROG, "--iteration", optarg, 0, &o->iteration))) return rc; break;
-        case 'e': if ((rc = cli_int(PROG, "--seed", optarg, 0, &o->seed))) return rc; break;
-        case 't':
-            if ((rc = cli_int(PROG, "--threads", optarg, 1, &v))) return rc;
-            o->threads = (int)(v > 1024 ? 1024 : v);
-            break;
-        case 'h': usage(stdout); return -1;
-        case 'V': printf(PROG " (rlhf.c) " PPO_VERSION "\n"); return -1;
-        case ':': return cli_fail(PROG, ERR_INPUT, "option '%s' needs a value (see --help)", argv[optind - 1]);
-        default: return cli_fail(PROG, ERR_INPUT, "unknown option '%s' (see --help)", argv[optind - 1]);
+        default: if ((rc = cli_common_opt(&o->cli, c, argv))) return rc;
         }
     }
-    o->inputs = argv + optind;
-    o->ninputs = argc - optind;
+    cli_common_inputs(&o->cli, argc, argv);
     if (!o->init) return cli_fail(PROG, ERR_INPUT, "--init DIR (the policy) is required (see --help)");
     if (!o->rm_help || !o->rm_safe)
         return cli_fail(PROG, ERR_INPUT, "--rm-helpfulness DIR and --rm-safety DIR are required (see --help)");
@@ -839,17 +817,17 @@ static int run(const Opts *o, PpoCfg *c) {
     tr.prompts.tok = &tr.tok;
     tr.prompts.risks = &c->safety_risks;
     tr.prompts.max_prompt = tr.pol.cfg.max_seq_len - 1;
-    bool from_store = o->ninputs == 0;
-    const char *db_path = o->db ? o->db : from_store ? "prefs.db" : NULL;
+    bool from_store = o->cli.ninputs == 0;
+    const char *db_path = o->cli.db ? o->cli.db : from_store ? "prefs.db" : NULL;
     if (db_path) {
         struct stat sb;
-        if (!o->db && stat(db_path, &sb) != 0) {
+        if (!o->cli.db && stat(db_path, &sb) != 0) {
             rc = err_set(ERR_INPUT, "no input named and no store at ./prefs.db (give FILE|- or --db PATH)");
             goto done;
         }
         if ((rc = store_open(&db, db_path))) goto done;
     }
-    for (int i = 0; !rc && i < o->ninputs; i++) rc = read_jsonl_prompts(&tr.prompts, o->inputs[i]);
+    for (int i = 0; !rc && i < o->cli.ninputs; i++) rc = read_jsonl_prompts(&tr.prompts, o->cli.inputs[i]);
     if (!rc && from_store) {
         StoreFilter f = store_filter_any();
         f.split = *c->split ? c->split : NULL;
@@ -882,10 +860,10 @@ static int run(const Opts *o, PpoCfg *c) {
         json_t *in = json_pack("{s:s, s:s, s:s, s:s, s:o}", "init", o->resume ? o->out : o->init, "ref",
                                o->ref ? o->ref : o->init, "rm_helpful", o->rm_help, "rm_safety", o->rm_safe, "data",
                                json_array());
-        for (int i = 0; i < o->ninputs; i++) json_array_append_new(json_object_get(in, "data"), json_string(o->inputs[i]));
+        for (int i = 0; i < o->cli.ninputs; i++) json_array_append_new(json_object_get(in, "data"), json_string(o->cli.inputs[i]));
         char *ins = json_dumps(in, JSON_COMPACT);
         json_decref(in);
-        rc = store_run_begin(db, PROG, o->iteration, tr.config_text, ins, &run_id);
+        rc = store_run_begin(db, PROG, o->cli.iteration, tr.config_text, ins, &run_id);
         free(ins);
         if (rc) goto done;
     }
@@ -972,21 +950,12 @@ cleanup:
 
 int main(int argc, char **argv) {
     Opts o;
-    int rc = parse_opts(argc, argv, &o);
-    if (rc) {
-        free(o.sets);
-        return rc < 0 ? 0 : rc;
-    }
     PpoCfg c;
-    rc = cli_config(PPO_SCHEMA, &c, o.config, o.sets, o.nsets);
-    if (!rc && o.seed >= 0) c.seed = o.seed;
-    free(o.sets);
-    if (rc) {
-        fprintf(stderr, PROG ": %s\n", err_msg());
-        config_free(PPO_SCHEMA, &c);
-        return rc;
-    }
-    threads_set(o.threads);
+    int rc = parse_opts(argc, argv, &o);
+    if (!rc) rc = cli_common_config(&o.cli, PPO_SCHEMA, &c, &c.seed);
+    cli_common_free(&o.cli);
+    if (rc) return rc == CLI_DONE ? 0 : rc;
+    threads_set(o.cli.threads);
     rc = run(&o, &c);
     config_free(PPO_SCHEMA, &c);
     return rc;

@@ -147,22 +147,22 @@ int rm_eval_run(const RmOpts *o, RmCfg *c) {
     int64_t run_id = 0;
     char *config_text = config_dump_string(RM_SCHEMA, c);
     bool have_rm = false;
-    int rc = reward_load(&rm, o->model, (int)c->score_batch);
+    int rc = reward_load(&rm, o->cli.model, (int)c->score_batch);
     if (rc) goto done;
     have_rm = true;
-    if ((rc = store_open(&db, o->db))) goto done;
+    if ((rc = store_open(&db, o->cli.db))) goto done;
     for (int d = 0; d < 2 && !rc; d++) {
         const char *dim = d ? "safety" : "helpfulness";
         if (!o->kind || strcmp(o->kind, dim) == 0) rc = rm_pairs_load(&pairs, db, &rm.tok, c->eval_split, dim, c->iteration);
     }
     if (rc) goto done;
     if (pairs.n == 0) {
-        rc = err_set(ERR_INPUT, "%s: no comparisons in split '%s' to evaluate", o->db, c->eval_split);
+        rc = err_set(ERR_INPUT, "%s: no comparisons in split '%s' to evaluate", o->cli.db, c->eval_split);
         goto done;
     }
     const int64_t ns = 2 * pairs.n;
     if (ns > INT32_MAX) {
-        rc = err_set(ERR_INPUT, "%s: too many comparisons to evaluate at once", o->db);
+        rc = err_set(ERR_INPUT, "%s: too many comparisons to evaluate at once", o->cli.db);
         goto done;
     }
     ids = xmalloc(sizeof *ids * (size_t)ns);
@@ -179,12 +179,12 @@ int rm_eval_run(const RmOpts *o, RmCfg *c) {
 
     Table tb;
     tabulate(&tb, &pairs, scores);
-    printf("%s eval: %s on split '%s', %" PRId64 " comparisons\n", PROG, o->model, c->eval_split, pairs.n);
+    printf("%s eval: %s on split '%s', %" PRId64 " comparisons\n", PROG, o->cli.model, c->eval_split, pairs.n);
     print_table(&tb, stdout);
     fprintf(stderr, PROG ": scored %" PRId64 " sequences in %.2f s (%.1f sequences/s)\n", ns, secs, rate);
 
-    char *ins = rm_inputs_json(o, o->model);
-    rc = store_run_begin(db, PROG " eval", o->iteration, config_text, ins, &run_id);
+    char *ins = rm_inputs_json(o, o->cli.model);
+    rc = store_run_begin(db, PROG " eval", o->cli.iteration, config_text, ins, &run_id);
     free(ins);
     if (rc) goto done;
     rc = store_begin(db);

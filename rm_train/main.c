@@ -93,15 +93,12 @@ static void usage(FILE *f) {
 static int parse_opts(int argc, char **argv, RmOpts *o) {
     static const struct option longopts[] = {
         {"kind", required_argument, 0, 'k'}, {"out", required_argument, 0, 'o'}, {"init", required_argument, 0, 'i'},
-        {"model", required_argument, 0, 'm'}, {"name", required_argument, 0, 'n'}, {"resume", no_argument, 0, 'r'},
-        {"stop-at", required_argument, 0, 'S'}, {"config", required_argument, 0, 'c'}, {"set", required_argument, 0, 's'},
-        {"db", required_argument, 0, 'd'}, {"iteration", required_argument, 0, 'I'}, {"seed", required_argument, 0, 'e'},
-        {"threads", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
-        {0, 0, 0, 0},
+        CLI_OPTION_MODEL, {"name", required_argument, 0, 'n'}, {"resume", no_argument, 0, 'r'},
+        {"stop-at", required_argument, 0, 'S'}, CLI_OPTIONS_STORE, CLI_OPTIONS_COMMON, {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
-    o->stop_at = o->iteration = o->seed = -1;
-    o->sets = xmalloc((size_t)argc * sizeof *o->sets);
+    cli_common_init(&o->cli, PROG, PROG " (rlhf.c) " RM_TRAIN_VERSION, usage, argc);
+    o->stop_at = -1;
     int first = 1;
     o->cmd = CMD_TRAIN;
     if (argc > 1 && argv[1][0] != '-') {
@@ -112,7 +109,6 @@ static int parse_opts(int argc, char **argv, RmOpts *o) {
         first = 2;
     }
     int c, rc;
-    int64_t v;
     opterr = 0;
     optind = first;
     /* getopt_long starts at argv[optind], past the subcommand. */
@@ -125,43 +121,29 @@ static int parse_opts(int argc, char **argv, RmOpts *o) {
             break;
         case 'o': o->out = optarg; break;
         case 'i': o->init = optarg; break;
-        case 'm': o->model = optarg; break;
         case 'n': o->name = optarg; break;
         case 'r': o->resume = true; break;
         case 'S': if ((rc = cli_int(PROG, "--stop-at", optarg, 1, &o->stop_at))) return rc; break;
-        case 'c': o->config = optarg; break;
-        case 's': o->sets[o->nsets++] = optarg; break;
-        case 'd': o->db = optarg; break;
-        case 'I': if ((rc = cli_int(PROG, "--iteration", optarg, 0, &o->iteration))) return rc; break;
-        case 'e': if ((rc = cli_int(PROG, "--seed", optarg, 0, &o->seed))) return rc; break;
-        case 't':
-            if ((rc = cli_int(PROG, "--threads", optarg, 1, &v))) return rc;
-            o->threads = (int)(v > 1024 ? 1024 : v);
-            break;
-        case 'h': usage(stdout); return -1;
-        case 'V': printf(PROG " (rlhf.c) " RM_TRAIN_VERSION "\n"); return -1;
-        case ':': return cli_fail(PROG, ERR_INPUT, "option '%s' needs a value (see --help)", argv[optind - 1]);
-        default: return cli_fail(PROG, ERR_INPUT, "unknown option '%s' (see --help)", argv[optind - 1]);
+        default: if ((rc = cli_common_opt(&o->cli, c, argv))) return rc;
         }
     }
-    o->inputs = argv + optind;
-    o->ninputs = argc - optind;
-    if (!o->db) o->db = "prefs.db";
+    cli_common_inputs(&o->cli, argc, argv);
+    if (!o->cli.db) o->cli.db = "prefs.db";
     switch (o->cmd) {
     case CMD_TRAIN:
         if (!o->kind) return cli_fail(PROG, ERR_INPUT, "train: --kind helpfulness|safety is required (see --help)");
         if (!o->out) return cli_fail(PROG, ERR_INPUT, "train: --out DIR is required (see --help)");
         if (!o->init && !o->resume) return cli_fail(PROG, ERR_INPUT, "train: --init DIR is required (or --resume)");
-        if (o->ninputs) return cli_fail(PROG, ERR_INPUT, "train: unexpected argument '%s' (comparisons come from --db)", o->inputs[0]);
+        if (o->cli.ninputs) return cli_fail(PROG, ERR_INPUT, "train: unexpected argument '%s' (comparisons come from --db)", o->cli.inputs[0]);
         break;
     case CMD_EVAL:
-        if (!o->model) return cli_fail(PROG, ERR_INPUT, "eval: --model DIR is required (see --help)");
-        if (o->ninputs) return cli_fail(PROG, ERR_INPUT, "eval: unexpected argument '%s'", o->inputs[0]);
+        if (!o->cli.model) return cli_fail(PROG, ERR_INPUT, "eval: --model DIR is required (see --help)");
+        if (o->cli.ninputs) return cli_fail(PROG, ERR_INPUT, "eval: unexpected argument '%s'", o->cli.inputs[0]);
         break;
     case CMD_SCORE:
-        if (!o->model) return cli_fail(PROG, ERR_INPUT, "score: --model DIR is required (see --help)");
-        if (o->ninputs > 1 || (o->ninputs == 1 && strcmp(o->inputs[0], "-") != 0))
-            return cli_fail(PROG, ERR_INPUT, "score: the only argument is '-' (JSONL on stdin), got '%s'", o->inputs[0]);
+        if (!o->cli.model) return cli_fail(PROG, ERR_INPUT, "score: --model DIR is required (see --help)");
+        if (o->cli.ninputs > 1 || (o->cli.ninputs == 1 && strcmp(o->cli.inputs[0], "-") != 0))
+            return cli_fail(PROG, ERR_INPUT, "score: the only argument is '-' (JSONL on stdin), got '%s'", o->cli.inputs[0]);
         break;
     }
     return 0;
@@ -224,7 +206,7 @@ void rm_pairs_free(RmPairs *p) {
 }
 
 char *rm_inputs_json(const RmOpts *o, const char *model) {
-    json_t *in = json_pack("{s:s, s:s?, s:s?}", "db", o->db, "model", model, "kind", o->kind);
+    json_t *in = json_pack("{s:s, s:s?, s:s?}", "db", o->cli.db, "model", model, "kind", o->kind);
     char *s = json_dumps(in, JSON_COMPACT);
     json_decref(in);
     return s;
@@ -232,22 +214,12 @@ char *rm_inputs_json(const RmOpts *o, const char *model) {
 
 int main(int argc, char **argv) {
     RmOpts o;
-    int rc = parse_opts(argc, argv, &o);
-    if (rc) {
-        free(o.sets);
-        return rc < 0 ? 0 : rc;
-    }
     RmCfg c;
-    rc = cli_config(RM_SCHEMA, &c, o.config, o.sets, o.nsets);
-    if (!rc && o.seed >= 0) c.seed = o.seed;
-    free(o.sets);
-    o.sets = NULL;
-    if (rc) {
-        fprintf(stderr, PROG ": %s\n", err_msg());
-        config_free(RM_SCHEMA, &c);
-        return rc;
-    }
-    threads_set(o.threads);
+    int rc = parse_opts(argc, argv, &o);
+    if (!rc) rc = cli_common_config(&o.cli, RM_SCHEMA, &c, &c.seed);
+    cli_common_free(&o.cli);
+    if (rc) return rc == CLI_DONE ? 0 : rc;
+    threads_set(o.cli.threads);
     rc = o.cmd == CMD_TRAIN ? rm_train_run(&o, &c) : o.cmd == CMD_EVAL ? rm_eval_run(&o, &c) : rm_score_run(&o, &c);
     config_free(RM_SCHEMA, &c);
     return rc;

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cli.h"
 #include "config.h"
 #include "err.h"
 #include "store.h"
@@ -32,15 +33,11 @@ typedef enum { CMD_TRAIN, CMD_EVAL, CMD_SCORE } RmCommand;
 
 typedef struct {
     RmCommand cmd;
+    CliCommon cli; /* --model, --db (default prefs.db), --iteration, --config, --set, --seed, --threads, the inputs */
     const char *kind; /* "helpfulness", "safety" or NULL */
-    const char *out, *init, *model, *db, *config, *name;
-    const char **sets;
-    int nsets;
+    const char *out, *init, *name;
     bool resume;
-    int64_t stop_at, iteration, seed;
-    int threads;
-    char **inputs;
-    int ninputs;
+    int64_t stop_at;
 } RmOpts;
 
 /* One comparison as the reward model reads it: side 0 the chosen response, side 1 the rejected. */

@@ -192,23 +192,23 @@ static Err score_pipe(RewardModel *rm, int64_t *n_out, double *secs) {
 
 int rm_score_run(const RmOpts *o, RmCfg *c) {
     RewardModel rm;
-    int rc = reward_load(&rm, o->model, (int)c->score_batch);
+    int rc = reward_load(&rm, o->cli.model, (int)c->score_batch);
     if (rc) {
         fprintf(stderr, PROG ": %s\n", err_msg());
         return rc;
     }
     int64_t n = 0;
     double secs = 0;
-    if (o->ninputs == 1) {
+    if (o->cli.ninputs == 1) {
         rc = score_pipe(&rm, &n, &secs);
         if (!rc) fprintf(stderr, PROG ": scored %" PRId64 " records (%.1f records/s)\n", n, secs > 0 ? n / secs : 0);
     } else {
         Store *db = NULL;
         int64_t run_id = 0;
-        char *config_text = config_dump_string(RM_SCHEMA, c), *ins = rm_inputs_json(o, o->model);
-        const char *name = o->name ? o->name : o->model;
-        if (!(rc = store_open(&db, o->db)) && !(rc = store_run_begin(db, PROG " score", o->iteration, config_text, ins, &run_id))) {
-            rc = score_store(&rm, db, name, o->iteration, &n, &secs);
+        char *config_text = config_dump_string(RM_SCHEMA, c), *ins = rm_inputs_json(o, o->cli.model);
+        const char *name = o->name ? o->name : o->cli.model;
+        if (!(rc = store_open(&db, o->cli.db)) && !(rc = store_run_begin(db, PROG " score", o->cli.iteration, config_text, ins, &run_id))) {
+            rc = score_store(&rm, db, name, o->cli.iteration, &n, &secs);
             double rate = secs > 0 ? n / secs : 0;
             json_t *out = json_pack("{s:s, s:I, s:f}", "scores_model", name, "responses", (json_int_t)n,
                                     "responses_per_s", rate);

@@ -263,10 +263,10 @@ int rm_train_run(const RmOpts *o, RmCfg *c) {
         goto done;
     }
 
-    if ((rc = store_open(&db, o->db))) goto done;
+    if ((rc = store_open(&db, o->cli.db))) goto done;
     if ((rc = load_data(&tr, db, o->kind, c))) goto done;
     if (tr.n_main == 0) {
-        rc = err_set(ERR_INPUT, "%s: no %s comparisons in split '%s'%s", o->db, o->kind, c->split,
+        rc = err_set(ERR_INPUT, "%s: no %s comparisons in split '%s'%s", o->cli.db, o->kind, c->split,
                      c->iteration >= 0 ? " of that iteration" : "");
         goto done;
     }
@@ -295,7 +295,7 @@ int rm_train_run(const RmOpts *o, RmCfg *c) {
     }
 
     char *ins = rm_inputs_json(o, from);
-    rc = store_run_begin(db, PROG, o->iteration, tr.config_text, ins, &run_id);
+    rc = store_run_begin(db, PROG, o->cli.iteration, tr.config_text, ins, &run_id);
     free(ins);
     if (rc) goto done;
     if ((rc = trainlog_open(&log, o->out, o->resume ? tr.step : -1, db, run_id))) goto done;

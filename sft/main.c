@@ -137,31 +137,23 @@ static void usage(FILE *f) {
 }
 
 typedef struct {
+    CliCommon cli; /* --db, --iteration, --config, --set, --seed, --threads, the inputs */
     bool pretrain, resume;
-    const char *out, *init, *db, *config, *tokenizer;
-    const char **sets;
-    int nsets;
-    int64_t stop_at, iteration, seed;
-    int threads;
-    char **inputs;
-    int ninputs;
+    const char *out, *init, *tokenizer;
+    int64_t stop_at;
 } Opts;
 
 static int parse_opts(int argc, char **argv, Opts *o) {
     static const struct option longopts[] = {
         {"pretrain", no_argument, 0, 'p'}, {"out", required_argument, 0, 'o'}, {"init", required_argument, 0, 'i'},
         {"tokenizer", required_argument, 0, 'k'}, {"resume", no_argument, 0, 'r'}, {"stop-at", required_argument, 0, 'S'},
-        {"config", required_argument, 0, 'c'}, {"set", required_argument, 0, 's'}, {"db", required_argument, 0, 'd'},
-        {"iteration", required_argument, 0, 'I'}, {"seed", required_argument, 0, 'e'}, {"threads", required_argument, 0, 't'},
-        {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'}, {0, 0, 0, 0},
+        CLI_OPTIONS_STORE, CLI_OPTIONS_COMMON, {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
-    o->stop_at = o->iteration = o->seed = -1;
-    o->sets = xmalloc((size_t)argc * sizeof *o->sets);
+    cli_common_init(&o->cli, PROG, PROG " (rlhf.c) " SFT_VERSION, usage, argc);
+    o->stop_at = -1;
     int c, rc;
-    int64_t v;
     opterr = 0;
-    optind = 1;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (c) {
         case 'p': o->pretrain = true; break;
@@ -170,25 +162,12 @@ static int parse_opts(int argc, char **argv, Opts *o) {
         case 'k': o->tokenizer = optarg; break;
         case 'r': o->resume = true; break;
         case 'S': if ((rc = cli_int(PROG, "--stop-at", optarg, 1, &o->stop_at))) return rc; break;
-        case 'c': o->config = optarg; break;
-        case 's': o->sets[o->nsets++] = optarg; break;
-        case 'd': o->db = optarg; break;
-        case 'I': if ((rc = cli_int(PROG, "--iteration", optarg, 0, &o->iteration))) return rc; break;
-        case 'e': if ((rc = cli_int(PROG, "--seed", optarg, 0, &o->seed))) return rc; break;
-        case 't':
-            if ((rc = cli_int(PROG, "--threads", optarg, 1, &v))) return rc;
-            o->threads = (int)(v > 1024 ? 1024 : v);
-            break;
-        case 'h': usage(stdout); return -1;
-        case 'V': printf(PROG " (rlhf.c) " SFT_VERSION "\n"); return -1;
-        case ':': return cli_fail(PROG, ERR_INPUT, "option '%s' needs a value (see --help)", argv[optind - 1]);
-        default: return cli_fail(PROG, ERR_INPUT, "unknown option '%s' (see --help)", argv[optind - 1]);
+        default: if ((rc = cli_common_opt(&o->cli, c, argv))) return rc;
         }
     }
-    o->inputs = argv + optind;
-    o->ninputs = argc - optind;
+    cli_common_inputs(&o->cli, argc, argv);
     if (!o->out) return cli_fail(PROG, ERR_INPUT, "--out DIR is required (see --help)");
-    if (o->pretrain && o->ninputs == 0) return cli_fail(PROG, ERR_INPUT, "--pretrain needs text inputs (FILE or -)");
+    if (o->pretrain && o->cli.ninputs == 0) return cli_fail(PROG, ERR_INPUT, "--pretrain needs text inputs (FILE or -)");
     return 0;
 }
 
@@ -251,9 +230,9 @@ static Err add_store_row(void *ctx, const StoreSftExample *e) {
 static Err load_data(SftData *d, const Tokenizer *t, const Opts *o, const SftCfg *c, Store *db) {
     Err rc = ERR_OK;
     if (o->pretrain) {
-        for (int i = 0; !rc && i < o->ninputs; i++) {
+        for (int i = 0; !rc && i < o->cli.ninputs; i++) {
             TextBuf text = {0};
-            rc = read_text(o->inputs[i], &text);
+            rc = read_text(o->cli.inputs[i], &text);
             if (!rc) sftdata_add_text(d, t, text.data ? text.data : "", text.len);
             text_buf_free(&text);
         }
@@ -261,9 +240,9 @@ static Err load_data(SftData *d, const Tokenizer *t, const Opts *o, const SftCfg
         return rc;
     }
     d->pack = c->pack;
-    for (int i = 0; !rc && i < o->ninputs; i++) rc = load_jsonl(d, t, o->inputs[i]);
+    for (int i = 0; !rc && i < o->cli.ninputs; i++) rc = load_jsonl(d, t, o->cli.inputs[i]);
     StoreCtx ctx = {d, t};
-    for (size_t i = 0; !rc && o->ninputs == 0 && i < c->sources.n; i++) {
+    for (size_t i = 0; !rc && o->cli.ninputs == 0 && i < c->sources.n; i++) {
         StoreFilter f = store_filter_any();
         f.source = c->sources.items[i];
         f.iteration = c->iteration;
@@ -405,11 +384,11 @@ static int run(const Opts *o, SftCfg *c) {
     }
 
     /* the data */
-    bool from_store = !o->pretrain && o->ninputs == 0;
-    const char *db_path = o->db ? o->db : from_store ? "prefs.db" : NULL;
+    bool from_store = !o->pretrain && o->cli.ninputs == 0;
+    const char *db_path = o->cli.db ? o->cli.db : from_store ? "prefs.db" : NULL;
     if (db_path) {
         struct stat sb;
-        if (!o->db && stat(db_path, &sb) != 0) {
+        if (!o->cli.db && stat(db_path, &sb) != 0) {
             rc = err_set(ERR_INPUT, "no input named and no store at ./prefs.db (give FILE|- or --db PATH)");
             goto done;
         }
@@ -448,7 +427,7 @@ static int run(const Opts *o, SftCfg *c) {
     if (db) {
         json_t *in = json_pack("{s:b, s:s?, s:o}", "pretrain", o->pretrain, "init", o->resume ? ckpt_dir : o->init,
                                "data", json_array());
-        for (int i = 0; i < o->ninputs; i++) json_array_append_new(json_object_get(in, "data"), json_string(o->inputs[i]));
+        for (int i = 0; i < o->cli.ninputs; i++) json_array_append_new(json_object_get(in, "data"), json_string(o->cli.inputs[i]));
         if (from_store) {
             json_t *src = json_array();
             for (size_t i = 0; i < c->sources.n; i++) json_array_append_new(src, json_string(c->sources.items[i]));
@@ -456,7 +435,7 @@ static int run(const Opts *o, SftCfg *c) {
         }
         char *ins = json_dumps(in, JSON_COMPACT);
         json_decref(in);
-        rc = store_run_begin(db, PROG, o->iteration, tr.config_text, ins, &run_id);
+        rc = store_run_begin(db, PROG, o->cli.iteration, tr.config_text, ins, &run_id);
         free(ins);
         if (rc) goto done;
     }
@@ -560,25 +539,16 @@ cleanup:
 
 int main(int argc, char **argv) {
     Opts o;
-    int rc = parse_opts(argc, argv, &o);
-    if (rc) {
-        free(o.sets);
-        return rc < 0 ? 0 : rc;
-    }
     SftCfg c;
-    rc = cli_config(SFT_SCHEMA, &c, o.config, o.sets, o.nsets);
-    if (!rc && o.tokenizer) {
+    int rc = parse_opts(argc, argv, &o);
+    if (!rc) rc = cli_common_config(&o.cli, SFT_SCHEMA, &c, &c.seed);
+    cli_common_free(&o.cli);
+    if (rc) return rc == CLI_DONE ? 0 : rc;
+    if (o.tokenizer) {
         free(c.tokenizer);
         c.tokenizer = xstrdup(o.tokenizer);
     }
-    if (!rc && o.seed >= 0) c.seed = o.seed;
-    free(o.sets);
-    if (rc) {
-        fprintf(stderr, PROG ": %s\n", err_msg());
-        config_free(SFT_SCHEMA, &c);
-        return rc;
-    }
-    threads_set(o.threads);
+    threads_set(o.cli.threads);
     rc = run(&o, &c);
     config_free(SFT_SCHEMA, &c);
     return rc;
