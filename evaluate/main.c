@@ -86,46 +86,24 @@ static void usage(FILE *f) {
 }
 
 typedef struct {
-    const char *cmd, *model, *ref, *db, *name, *config, *input;
-    const char **sets;
-    int nsets;
-    int64_t iteration, seed;
-    int threads;
+    CliCommon cli; /* --model, --db, --iteration, --config, --set, --seed, --threads */
+    const char *cmd, *ref, *name, *input;
 } Opts;
 
 static int parse_opts(int argc, char **argv, Opts *o) {
     static const struct option longopts[] = {
-        {"model", required_argument, 0, 'm'}, {"ref", required_argument, 0, 'r'},
-        {"db", required_argument, 0, 'd'}, {"iteration", required_argument, 0, 'I'},
-        {"name", required_argument, 0, 'n'}, {"config", required_argument, 0, 'c'},
-        {"set", required_argument, 0, 's'}, {"seed", required_argument, 0, 'e'},
-        {"threads", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
-        {0, 0, 0, 0},
+        CLI_OPTION_MODEL, {"ref", required_argument, 0, 'r'}, CLI_OPTIONS_STORE, {"name", required_argument, 0, 'n'},
+        CLI_OPTIONS_COMMON, {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
-    o->iteration = o->seed = -1;
-    o->sets = xmalloc((size_t)argc * sizeof *o->sets);
+    cli_common_init(&o->cli, PROG, PROG " " EVALUATE_VERSION, usage, argc);
     int c, rc;
-    int64_t v;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) { /* no -h: "-h" is an unknown option */
         switch (c) {
-        case 'm': o->model = optarg; break;
         case 'r': o->ref = optarg; break;
-        case 'd': o->db = optarg; break;
         case 'n': o->name = optarg; break;
-        case 'c': o->config = optarg; break;
-        case 's': o->sets[o->nsets++] = optarg; break;
-        case 'I': if ((rc = cli_int(PROG, "--iteration", optarg, 0, &o->iteration))) return rc; break;
-        case 'e': if ((rc = cli_int(PROG, "--seed", optarg, 0, &o->seed))) return rc; break;
-        case 't':
-            if ((rc = cli_int(PROG, "--threads", optarg, 1, &v))) return rc;
-            o->threads = (int)v;
-            break;
-        case 'h': usage(stdout); exit(0);
-        case 'V': printf("%s %s\n", PROG, EVALUATE_VERSION); exit(0);
-        case ':': return cli_fail(PROG, ERR_INPUT, "option '%s' needs a value (see --help)", argv[optind - 1]);
-        default: return cli_fail(PROG, ERR_INPUT, "unknown option '%s' (see --help)", argv[optind - 1]);
+        default: if ((rc = cli_common_opt(&o->cli, c, argv))) return rc;
         }
     }
     if (optind >= argc) return cli_fail(PROG, ERR_INPUT, "a command is required: kl or record (see --help)");
@@ -135,11 +113,11 @@ static int parse_opts(int argc, char **argv, Opts *o) {
     if (argc - optind > 1) return cli_fail(PROG, ERR_INPUT, "at most one input, got '%s' and '%s'", argv[optind], argv[optind + 1]);
     o->input = optind < argc ? argv[optind] : "-";
     if (strcmp(o->cmd, "kl") == 0) {
-        if (!o->model || !o->ref) return cli_fail(PROG, ERR_INPUT, "kl: --model DIR and --ref DIR are required (see --help)");
-        if (o->db || o->name || o->iteration >= 0) return cli_fail(PROG, ERR_INPUT, "kl: --db, --name and --iteration belong to record");
+        if (!o->cli.model || !o->ref) return cli_fail(PROG, ERR_INPUT, "kl: --model DIR and --ref DIR are required (see --help)");
+        if (o->cli.db || o->name || o->cli.iteration >= 0) return cli_fail(PROG, ERR_INPUT, "kl: --db, --name and --iteration belong to record");
     } else {
-        if (o->iteration < 0) return cli_fail(PROG, ERR_INPUT, "record: --iteration N is required (see --help)");
-        if (o->model || o->ref || o->config || o->nsets || o->seed >= 0)
+        if (o->cli.iteration < 0) return cli_fail(PROG, ERR_INPUT, "record: --iteration N is required (see --help)");
+        if (o->cli.model || o->ref || o->cli.config || o->cli.nsets || o->cli.seed >= 0)
             return cli_fail(PROG, ERR_INPUT, "record: --model, --ref, --config, --set and --seed belong to kl");
     }
     return ERR_OK;
@@ -211,16 +189,16 @@ static Err check_pair(const Model *a, const Model *b, const char *bdir) {
 
 static int cmd_kl(const Opts *o) {
     KlCfg c;
-    Err rc = cli_config(KL_SCHEMA, &c, o->config, o->sets, o->nsets);
-    if (!rc && o->seed >= 0) c.seed = o->seed;
+    int rc = cli_common_config(&o->cli, KL_SCHEMA, &c, &c.seed);
+    if (rc) return rc;
     Model pol = {0}, ref = {0};
     CkptMap ref_map = {0};
     Tokenizer tok = {0};
     PromptSet ps = {0};
     int have_pol = 0, have_ref = 0, have_tok = 0;
-    if (!rc) have_pol = !(rc = ckpt_load_model(&pol, o->model, NULL));
-    if (!rc && pol.cfg.head != HEAD_LM) rc = err_set(ERR_INPUT, "%s: the policy needs the LM head", o->model);
-    if (!rc) have_tok = !(rc = ckpt_load_tokenizer(&tok, o->model, pol.cfg.vocab_size));
+    if (!rc) have_pol = !(rc = ckpt_load_model(&pol, o->cli.model, NULL));
+    if (!rc && pol.cfg.head != HEAD_LM) rc = err_set(ERR_INPUT, "%s: the policy needs the LM head", o->cli.model);
+    if (!rc) have_tok = !(rc = ckpt_load_tokenizer(&tok, o->cli.model, pol.cfg.vocab_size));
     if (!rc) have_ref = !(rc = ckpt_load_model(&ref, o->ref, &ref_map));
     if (!rc) rc = check_pair(&pol, &ref, o->ref);
     if (!rc) rc = read_prompts(&ps, o->input, &tok, pol.cfg.max_seq_len - 1);
@@ -365,18 +343,18 @@ static int cmd_record(const Opts *o) {
     Metrics m = {0};
     Store *db = NULL;
     Err rc = read_metrics(&m, o->input);
-    if (!rc) rc = store_open(&db, o->db ? o->db : "prefs.db");
+    if (!rc) rc = store_open(&db, o->cli.db ? o->cli.db : "prefs.db");
     int64_t run_id = 0;
     if (!rc) rc = store_begin(db);
     if (!rc) {
-        rc = store_run_begin(db, PROG, o->iteration, NULL, o->name ? o->name : o->input, &run_id);
-        for (size_t i = 0; !rc && i < m.n; i++) rc = store_metric_put(db, run_id, o->iteration, m.name[i], m.value[i]);
+        rc = store_run_begin(db, PROG, o->cli.iteration, NULL, o->name ? o->name : o->input, &run_id);
+        for (size_t i = 0; !rc && i < m.n; i++) rc = store_metric_put(db, run_id, o->cli.iteration, m.name[i], m.value[i]);
         if (!rc) rc = store_run_end(db, run_id, NULL, "ok");
         if (!rc) rc = store_commit(db);
         else store_rollback(db);
     }
     if (!rc) fprintf(stderr, "%s: %zu metrics of iteration %" PRId64 " recorded as run %" PRId64 "\n", PROG, m.n,
-                     o->iteration, run_id);
+                     o->cli.iteration, run_id);
     if (db) store_close(db);
     metrics_free(&m);
     if (rc) fprintf(stderr, "%s: %s\n", PROG, err_msg());
@@ -387,9 +365,9 @@ int main(int argc, char **argv) {
     Opts o;
     int rc = parse_opts(argc, argv, &o);
     if (!rc) {
-        threads_set(o.threads);
+        threads_set(o.cli.threads);
         rc = strcmp(o.cmd, "kl") == 0 ? cmd_kl(&o) : cmd_record(&o);
     }
-    free(o.sets);
-    return rc;
+    cli_common_free(&o.cli);
+    return rc == CLI_DONE ? 0 : rc;
 }

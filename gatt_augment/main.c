@@ -142,29 +142,20 @@ typedef struct {
     bool have_cmd;
     const char *models[MAX_MODELS], *labels[MAX_MODELS];
     int nmodels, nlabels;
-    const char *db, *config, *out;
-    const char **sets;
-    int nsets;
+    const char *out;
     bool to_store;
-    int64_t iteration, seed;
-    int threads;
-    char **inputs;
-    int ninputs;
+    CliCommon cli; /* --db, --iteration, --config, --set, --seed, --threads, the inputs */
 } Opts;
 
 static int parse_opts(int argc, char **argv, Opts *o) {
     static const struct option longopts[] = {
         {"model", required_argument, 0, 'm'}, {"label", required_argument, 0, 'L'}, {"emit", required_argument, 0, 'E'},
-        {"db", required_argument, 0, 'd'}, {"out", required_argument, 0, 'o'}, {"iteration", required_argument, 0, 'I'},
-        {"config", required_argument, 0, 'c'}, {"set", required_argument, 0, 's'}, {"seed", required_argument, 0, 'e'},
-        {"threads", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
-        {0, 0, 0, 0},
+        {"out", required_argument, 0, 'o'}, CLI_OPTIONS_STORE, CLI_OPTIONS_COMMON, {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
-    o->seed = -1;
-    o->sets = xmalloc((size_t)(argc + 1) * sizeof *o->sets);
+    cli_common_init(&o->cli, PROG, PROG " (rlhf.c) " GATT_VERSION, usage, argc);
+    o->cli.iteration = 0;
     int c, rc;
-    int64_t v;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1 || (optind < argc && argv[optind][0] != '-')) {
         if (c == -1) { /* the subcommand, wherever it stands among the options */
@@ -191,30 +182,17 @@ static int parse_opts(int argc, char **argv, Opts *o) {
                 return cli_fail(PROG, ERR_INPUT, "--emit: expected jsonl or store, got '%s'", optarg);
             o->to_store = strcmp(optarg, "store") == 0;
             break;
-        case 'd': o->db = optarg; break;
         case 'o': o->out = optarg; break;
-        case 'I': if ((rc = cli_int(PROG, "--iteration", optarg, 0, &o->iteration))) return rc; break;
-        case 'c': o->config = optarg; break;
-        case 's': o->sets[o->nsets++] = optarg; break;
-        case 'e': if ((rc = cli_int(PROG, "--seed", optarg, 0, &o->seed))) return rc; break;
-        case 't':
-            if ((rc = cli_int(PROG, "--threads", optarg, 1, &v))) return rc;
-            o->threads = (int)(v > 1024 ? 1024 : v);
-            break;
-        case 'h': usage(stdout); return -1;
-        case 'V': printf(PROG " (rlhf.c) " GATT_VERSION "\n"); return -1;
-        case ':': return cli_fail(PROG, ERR_INPUT, "option '%s' needs a value (see --help)", argv[optind - 1]);
-        default: return cli_fail(PROG, ERR_INPUT, "unknown option '%s' (see --help)", argv[optind - 1]);
+        default: if ((rc = cli_common_opt(&o->cli, c, argv))) return rc;
         }
     }
     if (!o->have_cmd) {
         if (optind < argc) return cli_fail(PROG, ERR_INPUT, "unknown command '%s' (synth, eval or forms)", argv[optind]);
         return cli_fail(PROG, ERR_INPUT, "a command is required: synth, eval or forms (see --help)");
     }
-    o->inputs = argv + optind;
-    o->ninputs = argc - optind;
+    cli_common_inputs(&o->cli, argc, argv);
     if (o->cmd == CMD_FORMS) {
-        if (o->ninputs || o->nmodels) return cli_fail(PROG, ERR_INPUT, "forms takes no model or inputs");
+        if (o->cli.ninputs || o->nmodels) return cli_fail(PROG, ERR_INPUT, "forms takes no model or inputs");
         return 0;
     }
     if (!o->nmodels) return cli_fail(PROG, ERR_INPUT, "--model DIR is required (see --help)");
@@ -426,8 +404,8 @@ static Err load_dialogues(Ctx *x, Cmd cmd, DlgList *l) {
     rng_seed(&dc.rng, (uint64_t)x->c->seed);
     uint64_t count = 0;
     Err rc = ERR_OK;
-    for (int i = 0; !rc && i < x->o->ninputs; i++) rc = read_jsonl(l, &dc, x->o->inputs[i], &count);
-    if (!rc && x->o->ninputs == 0) {
+    for (int i = 0; !rc && i < x->o->cli.ninputs; i++) rc = read_jsonl(l, &dc, x->o->cli.inputs[i], &count);
+    if (!rc && x->o->cli.ninputs == 0) {
         StoreFilter f = store_filter_any();
         const char *split = cmd == CMD_EVAL ? x->c->eval_split : x->c->split;
         f.split = *split ? split : NULL;
@@ -478,13 +456,13 @@ static Err synth(Ctx *x, json_t *outputs) {
     for (size_t i = 0; !rc && i < l.n; i++) {
         Dlg *d = &l.v[i];
         if (d->dead) continue;
-        json_t *rec = gatt_example(&x->list, d->users, (const char *const *)d->answers, d->n, &d->instr, x->o->iteration);
+        json_t *rec = gatt_example(&x->list, d->users, (const char *const *)d->answers, d->n, &d->instr, x->o->cli.iteration);
         if (x->o->to_store) {
             char *dialogue = json_dumps(json_object_get(rec, "dialogue"), JSON_COMPACT);
             char *loss = json_dumps(json_object_get(rec, "loss_turns"), JSON_COMPACT);
             char *tags = json_dumps(json_object_get(rec, "tags"), JSON_COMPACT);
             StoreSftExample e = {.dialogue = dialogue, .system = d->instr.text, .loss_turns = loss, .source = "gatt",
-                                 .iteration = x->o->iteration, .tags = tags, .split = "train"};
+                                 .iteration = x->o->cli.iteration, .tags = tags, .split = "train"};
             int64_t id;
             rc = store_sft_add(x->db, &e, &id);
             free(dialogue);
@@ -732,20 +710,20 @@ static int run(const Opts *o, GattCfg *c) {
         return 0;
     }
     x.config_text = config_dump_string(GATT_SCHEMA, c);
-    bool from_store = o->ninputs == 0;
-    if (from_store && !o->db && access("prefs.db", F_OK) != 0)
+    bool from_store = o->cli.ninputs == 0;
+    if (from_store && !o->cli.db && access("prefs.db", F_OK) != 0)
         rc = err_set(ERR_INPUT, "no input named and no store at ./prefs.db (give FILE|- or --db PATH)");
-    else if (o->to_store && !o->db) rc = err_set(ERR_INPUT, "--emit store needs --db PATH");
-    else if (from_store || o->db) rc = store_open(&x.db, o->db ? o->db : "prefs.db");
+    else if (o->to_store && !o->cli.db) rc = err_set(ERR_INPUT, "--emit store needs --db PATH");
+    else if (from_store || o->cli.db) rc = store_open(&x.db, o->cli.db ? o->cli.db : "prefs.db");
     if (!rc && x.db) {
         json_t *in = json_pack("{s:s, s:o, s:o}", "command", o->cmd == CMD_SYNTH ? "synth" : "eval", "models", json_array(),
                                "dialogues", json_array());
         for (int i = 0; i < o->nmodels; i++) json_array_append_new(json_object_get(in, "models"), json_string(o->models[i]));
-        for (int i = 0; i < o->ninputs; i++) json_array_append_new(json_object_get(in, "dialogues"), json_string(o->inputs[i]));
+        for (int i = 0; i < o->cli.ninputs; i++) json_array_append_new(json_object_get(in, "dialogues"), json_string(o->cli.inputs[i]));
         if (from_store) json_array_append_new(json_object_get(in, "dialogues"), json_string("store"));
         char *ins = json_dumps(in, JSON_COMPACT);
         json_decref(in);
-        rc = store_run_begin(x.db, PROG, o->iteration, x.config_text, ins, &x.run_id);
+        rc = store_run_begin(x.db, PROG, o->cli.iteration, x.config_text, ins, &x.run_id);
         free(ins);
     }
     json_t *outputs = json_object();
@@ -766,21 +744,12 @@ static int run(const Opts *o, GattCfg *c) {
 
 int main(int argc, char **argv) {
     Opts o;
-    int rc = parse_opts(argc, argv, &o);
-    if (rc) {
-        free(o.sets);
-        return rc < 0 ? 0 : rc;
-    }
     GattCfg c;
-    rc = cli_config(GATT_SCHEMA, &c, o.config, o.sets, o.nsets);
-    if (!rc && o.seed >= 0) c.seed = o.seed;
-    free(o.sets);
-    if (rc) {
-        fprintf(stderr, PROG ": %s\n", err_msg());
-        config_free(GATT_SCHEMA, &c);
-        return rc;
-    }
-    threads_set(o.threads);
+    int rc = parse_opts(argc, argv, &o);
+    if (!rc) rc = cli_common_config(&o.cli, GATT_SCHEMA, &c, &c.seed);
+    cli_common_free(&o.cli);
+    if (rc) return rc == CLI_DONE ? 0 : rc;
+    threads_set(o.cli.threads);
     rc = run(&o, &c);
     config_free(GATT_SCHEMA, &c);
     return rc;
