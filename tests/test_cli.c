@@ -177,40 +177,27 @@ START_TEST(test_missing_values) {
 }
 END_TEST
 
-START_TEST(test_unknown_options) {
-    Parsed p;
-    ck_assert_int_eq(PARSE(&p, "--bogus", "--help"), ERR_INPUT);
-    ck_assert_str_eq(p.err_text, "prog: unknown option '--bogus' (see --help)\n");
-    ck_assert_str_eq(p.out_text, "");
-    cli_common_free(&p.cli);
-    ck_assert_int_eq(PARSE(&p, "-x"), ERR_INPUT);
-    ck_assert_str_eq(p.err_text, "prog: unknown option '-x' (see --help)\n");
-    cli_common_free(&p.cli);
-    /* an option that needs no value, given one */
-    ck_assert_int_eq(PARSE(&p, "--help=yes"), ERR_INPUT);
-    ck_assert_str_eq(p.err_text, "prog: unknown option '--help=yes' (see --help)\n");
-    cli_common_free(&p.cli);
-    /* "--se" is --seed or --set: ambiguous, so unknown */
-    ck_assert_int_eq(PARSE(&p, "--se", "1"), ERR_INPUT);
-    ck_assert_str_eq(p.err_text, "prog: unknown option '--se' (see --help)\n");
-    cli_common_free(&p.cli);
-}
-END_TEST
+/* Command lines whose whole effect is a return code and what they print. */
+static const struct {
+    const char *words[6]; /* NULL after the last */
+    int rc;
+    const char *out, *err;
+} OUTCOMES[] = {
+    {{"--bogus", "--help"}, ERR_INPUT, "", "prog: unknown option '--bogus' (see --help)\n"},
+    {{"-x"}, ERR_INPUT, "", "prog: unknown option '-x' (see --help)\n"},
+    {{"--help=yes"}, ERR_INPUT, "", "prog: unknown option '--help=yes' (see --help)\n"}, /* takes no value */
+    {{"--se", "1"}, ERR_INPUT, "", "prog: unknown option '--se' (see --help)\n"}, /* --seed or --set? */
+    {{"--seed", "2", "--help", "--bogus"}, CLI_DONE, "usage: prog [options] FILE...\n", ""},
+    {{"-h"}, CLI_DONE, "usage: prog [options] FILE...\n", ""},
+    {{"--version", "--help"}, CLI_DONE, "prog (rlhf.c) 9.9.9\n", ""},
+    {{"--ver"}, CLI_DONE, "prog (rlhf.c) 9.9.9\n", ""},
+};
 
-START_TEST(test_help_and_version) {
+START_TEST(test_unknown_options_help_version) {
     Parsed p;
-    ck_assert_int_eq(PARSE(&p, "--seed", "2", "--help", "--bogus"), CLI_DONE);
-    ck_assert_str_eq(p.out_text, "usage: prog [options] FILE...\n");
-    ck_assert_str_eq(p.err_text, "");
-    cli_common_free(&p.cli);
-    ck_assert_int_eq(PARSE(&p, "-h"), CLI_DONE);
-    ck_assert_str_eq(p.out_text, "usage: prog [options] FILE...\n");
-    cli_common_free(&p.cli);
-    ck_assert_int_eq(PARSE(&p, "--version", "--help"), CLI_DONE);
-    ck_assert_str_eq(p.out_text, "prog (rlhf.c) 9.9.9\n");
-    cli_common_free(&p.cli);
-    ck_assert_int_eq(PARSE(&p, "--ver"), CLI_DONE);
-    ck_assert_str_eq(p.out_text, "prog (rlhf.c) 9.9.9\n");
+    ck_assert_int_eq(parse(&p, OUTCOMES[_i].words), OUTCOMES[_i].rc);
+    ck_assert_str_eq(p.out_text, OUTCOMES[_i].out);
+    ck_assert_str_eq(p.err_text, OUTCOMES[_i].err);
     cli_common_free(&p.cli);
 }
 END_TEST
@@ -302,8 +289,7 @@ int main(void) {
     tcase_add_test(tc, test_abbreviations_and_limits);
     tcase_add_test(tc, test_bad_values);
     tcase_add_test(tc, test_missing_values);
-    tcase_add_test(tc, test_unknown_options);
-    tcase_add_test(tc, test_help_and_version);
+    tcase_add_loop_test(tc, test_unknown_options_help_version, 0, sizeof OUTCOMES / sizeof OUTCOMES[0]);
     tcase_add_test(tc, test_shorthand_and_config);
     tcase_add_test(tc, test_config_errors);
     suite_add_tcase(s, tc);
