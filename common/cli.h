@@ -16,13 +16,19 @@
  *     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
  *         switch (c) {
  *         case 'o': o->out = optarg; break;
- *         default: if ((rc = cli_common_opt(&o->cli, c, argv))) return rc; // CLI_DONE after --help
+ *         default: if ((rc = cli_common_opt(&o->cli, c, argv))) return rc;
  *         }
  *     }
  *     cli_common_inputs(&o->cli, argc, argv);
- *     ...
- *     if (!rc) rc = cli_common_config(&o.cli, SCHEMA, &cfg, &cfg.seed);  // then --seed wins
+ *
+ * and main, after parse_opts (which passes on CLI_DONE when --help or --version has printed):
+ *
+ *     int rc = parse_opts(argc, argv, &o);
+ *     if (!rc) rc = cli_common_config(&o.cli, SCHEMA, &cfg, &cfg.seed);
  *     cli_common_free(&o.cli);
+ *     if (rc) return rc == CLI_DONE ? 0 : rc;
+ *
+ * --seed N is stored after every --set, so it wins over --set seed=M wherever it stands.
  *
  * Exit codes: 0 ok, ERR_RUNTIME (1), ERR_INPUT (2) for usage and input errors.
  */
