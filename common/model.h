@@ -131,7 +131,8 @@ void model_backward(Model *m, const int32_t *tokens, int B, int T);
 /* ---- incremental decoding ---- */
 typedef struct {
     int B, T;              /* sequences and positions the cache holds */
-    float *k, *v;          /* (L, B, T, KV hd) after RoPE */
+    int cold;              /* the weights are too large to stay cached between steps (model.c) */
+    float *k, *v;          /* (L, B, KV, T, hd) after RoPE */
     float *x, *xn, *qkv, *ao, *gu, *sw, *scores; /* per-step scratch for B rows */
     float *logits;         /* (B, V) or values (B) with the scalar head */
     float *rstd;           /* (B) */

@@ -11,6 +11,7 @@
 #include "gradcheck.h"
 #include "ops.h"
 #include "testutil.h"
+#include "threads.h"
 #include "util.h"
 
 #define RTOL 2e-3
@@ -105,6 +106,43 @@ static void check_linear(int N) {
 START_TEST(test_linear_grad_gemm) { check_linear(4); }
 END_TEST
 START_TEST(test_linear_grad_gemv) { check_linear(1); }
+END_TEST
+
+/* Few rows go through blocks of output channels (ops.c), from cache or read through first: against a
+ * double-precision loop for row counts on both sides of the block sizes' limits, with a last partial
+ * block, and the same bits for 1 and 2 threads. */
+START_TEST(test_linear_forward_blocks) {
+    enum { C = 40, OC = 2000, NMAX = 80 }; /* N = 1: blocks of 1632 rows; N = 2: 592 */
+    const int Ns[] = {1, 2, 3, 8, 16, 33, 75, 76};
+    Rng r;
+    rng_seed(&r, 17);
+    float *inp = xmalloc(sizeof(float) * NMAX * C), *w = xmalloc(sizeof(float) * OC * C);
+    float *out = xmalloc(sizeof(float) * NMAX * OC), *out1 = xmalloc(sizeof(float) * NMAX * OC);
+    fill_normal(inp, NMAX * C, 1, &r);
+    fill_normal(w, OC * C, 1, &r);
+    for (size_t k = 0; k < sizeof Ns / sizeof Ns[0]; k++)
+        for (int cold = 0; cold < 2; cold++) {
+            int N = Ns[k];
+            void (*f)(float *, const float *, const float *, int, int, int) = cold ? linear_forward_cold : linear_forward;
+            threads_set(1);
+            f(out1, inp, w, N, C, OC);
+            threads_set(2);
+            f(out, inp, w, N, C, OC);
+            for (int n = 0; n < N; n++)
+                for (int o = 0; o < OC; o++) {
+                    double s = 0;
+                    for (int i = 0; i < C; i++) s += (double)inp[n * C + i] * w[o * C + i];
+                    ck_assert_msg(fabs(out[n * OC + o] - s) <= 1e-4 * (1 + fabs(s)), "N %d cold %d: %g vs %g", N, cold,
+                                  out[n * OC + o], s);
+                }
+            ck_assert_msg(memcmp(out, out1, sizeof(float) * N * OC) == 0, "N %d cold %d: threads change bits", N, cold);
+        }
+    threads_set(0);
+    free(inp);
+    free(w);
+    free(out);
+    free(out1);
+}
 END_TEST
 
 /* ---- rope ---- */
@@ -349,6 +387,7 @@ int main(void) {
     tcase_add_test(tc, test_rmsnorm_grad_and_value);
     tcase_add_test(tc, test_linear_grad_gemm);
     tcase_add_test(tc, test_linear_grad_gemv);
+    tcase_add_test(tc, test_linear_forward_blocks);
     tcase_add_test(tc, test_rope_values_hf_convention);
     tcase_add_test(tc, test_rope_grad);
     tcase_add_test(tc, test_attention_value_and_grad);
