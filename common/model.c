@@ -446,11 +446,15 @@ const float *model_decode_step(Model *m, Decoder *d, const int32_t *tokens, cons
             /* s (n) = scale * K (n, hd) · q ;  out (hd) = V (n, hd)^T · softmax(s) */
             cblas_sgemv(CblasRowMajor, CblasNoTrans, n, hd, scale, kb, hd, q, 1, 0.0f, s, 1);
             float mx = s[0];
+#pragma omp simd reduction(max : mx)
             for (int j = 1; j < n; j++) mx = s[j] > mx ? s[j] : mx;
-            double sum = 0.0;
+#pragma omp simd
+            for (int j = 0; j < n; j++) s[j] = exp_fast(s[j] - mx);
+            double sum = 0.0; /* a loop of its own, so that both vectorise */
 #pragma omp simd reduction(+ : sum)
-            for (int j = 0; j < n; j++) sum += (s[j] = exp_fast(s[j] - mx));
+            for (int j = 0; j < n; j++) sum += s[j];
             float inv = (float)(1.0 / sum);
+#pragma omp simd
             for (int j = 0; j < n; j++) s[j] *= inv;
             cblas_sgemv(CblasRowMajor, CblasTrans, n, hd, 1.0f, vb, hd, s, 1, 0.0f, d->ao + (size_t)b * HD + h * hd, 1);
         }

@@ -206,19 +206,26 @@ void rope_backward(float *dx, const int32_t *pos, const float *cos_t, const floa
 /* ------------------------------------------------------------------------------------------------ */
 /* causal grouped-query attention */
 
+/* Rows per block of the causal attention products (see attention_forward). With T = 256, blocks of
+ * 64 rows do 10/16 of the full products' flops. */
+enum { ATT_ROWS = 64 };
+
 /* Softmax of row i over columns 0..i in place; columns beyond i set to zero. */
 static void causal_softmax_row(float *s, int i, int T) {
+    const int n = i + 1;
     float mx = s[0];
-    for (int j = 1; j <= i; j++) mx = s[j] > mx ? s[j] : mx;
+#pragma omp simd reduction(max : mx)
+    for (int j = 1; j < n; j++) mx = s[j] > mx ? s[j] : mx;
+    /* separate loops, so that each vectorises (a float exp feeding a double sum in one does not) */
+#pragma omp simd
+    for (int j = 0; j < n; j++) s[j] = exp_fast(s[j] - mx);
     double sum = 0.0;
 #pragma omp simd reduction(+ : sum)
-    for (int j = 0; j <= i; j++) {
-        s[j] = exp_fast(s[j] - mx);
-        sum += s[j];
-    }
+    for (int j = 0; j < n; j++) sum += s[j];
     float inv = (float)(1.0 / sum);
-    for (int j = 0; j <= i; j++) s[j] *= inv;
-    for (int j = i + 1; j < T; j++) s[j] = 0.0f;
+#pragma omp simd
+    for (int j = 0; j < n; j++) s[j] *= inv;
+    if (n < T) memset(s + n, 0, sizeof(float) * (size_t)(T - n));
 }
 
 void attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int B, int T, int H,
@@ -236,11 +243,18 @@ void attention_forward(float *out, float *att, const float *q, const float *k, c
         const float *vh = v + (size_t)b * T * ldkv + (size_t)g * hd;
         float *s = att + (size_t)bh * T * T;
         float *oh = out + (size_t)b * T * ldo + (size_t)h * hd;
-        /* s (T,T) = scale * qh (T,hd) · kh (T,hd)^T */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, qh, ldq, kh, ldkv, 0.0f, s, T);
-        for (int i = 0; i < T; i++) causal_softmax_row(s + (size_t)i * T, i, T);
-        /* oh (T,hd) = s (T,T) · vh (T,hd) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, s, T, vh, ldkv, 0.0f, oh, ldo);
+        /* Rows i0..i1 attend to columns 0..i1 only, so each block of rows computes just those:
+         * the GEMMs skip most of the masked upper triangle. */
+        for (int i0 = 0; i0 < T; i0 += ATT_ROWS) {
+            int i1 = i0 + ATT_ROWS < T ? i0 + ATT_ROWS : T, m = i1 - i0;
+            /* s[i0:i1, 0:i1] = scale * qh[i0:i1] (m,hd) · kh[0:i1] (i1,hd)^T */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, i1, hd, scale, qh + (size_t)i0 * ldq, ldq, kh, ldkv,
+                        0.0f, s + (size_t)i0 * T, T);
+            for (int i = i0; i < i1; i++) causal_softmax_row(s + (size_t)i * T, i, T);
+            /* oh[i0:i1] (m,hd) = s[i0:i1, 0:i1] · vh[0:i1] (i1,hd) */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, i1, 1.0f, s + (size_t)i0 * T, T, vh, ldkv, 0.0f,
+                        oh + (size_t)i0 * ldo, ldo);
+        }
     }
 }
 
@@ -267,22 +281,32 @@ void attention_backward(float *dq, float *dk, float *dv, float *scratch, const f
             const float *qh = q + (size_t)b * T * ldq + (size_t)h * hd;
             const float *doh = dout + (size_t)b * T * ldo + (size_t)h * hd;
             float *dqh = dq + (size_t)b * T * ldq + (size_t)h * hd;
-            /* dp (T,T) = doh (T,hd) · vh^T ;  dvh (T,hd) += p^T · doh */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, doh, ldo, vh, ldkv, 0.0f, ds, T);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, p, T, doh, ldo, 1.0f, dvh, ldkv);
-            /* softmax backward, causal: ds_ij = scale * p_ij (dp_ij - sum_j' p_ij' dp_ij') for j <= i */
-            for (int i = 0; i < T; i++) {
-                const float *pi = p + (size_t)i * T;
-                float *di = ds + (size_t)i * T;
-                double dot = 0.0;
-                for (int j = 0; j <= i; j++) dot += (double)pi[j] * di[j];
-                float fd = (float)dot;
-                for (int j = 0; j <= i; j++) di[j] = scale * pi[j] * (di[j] - fd);
-                for (int j = i + 1; j < T; j++) di[j] = 0.0f;
+            /* the forward's blocks of rows: rows i0..i1 involve columns 0..i1 only */
+            for (int i0 = 0; i0 < T; i0 += ATT_ROWS) {
+                int i1 = i0 + ATT_ROWS < T ? i0 + ATT_ROWS : T, m = i1 - i0;
+                const float *pb = p + (size_t)i0 * T, *dob = doh + (size_t)i0 * ldo;
+                float *db = ds + (size_t)i0 * T;
+                /* dp[i0:i1, 0:i1] = doh[i0:i1] · vh[0:i1]^T ;  dvh[0:i1] += p[i0:i1, 0:i1]^T · doh[i0:i1] */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, i1, hd, 1.0f, dob, ldo, vh, ldkv, 0.0f, db, T);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, i1, hd, m, 1.0f, pb, T, dob, ldo, 1.0f, dvh, ldkv);
+                /* softmax backward, causal: ds_ij = scale * p_ij (dp_ij - sum_j' p_ij' dp_ij') for j <= i */
+                for (int i = i0; i < i1; i++) {
+                    const float *pi = p + (size_t)i * T;
+                    float *di = ds + (size_t)i * T;
+                    double dot = 0.0;
+#pragma omp simd reduction(+ : dot)
+                    for (int j = 0; j <= i; j++) dot += (double)pi[j] * di[j];
+                    float fd = (float)dot;
+#pragma omp simd
+                    for (int j = 0; j <= i; j++) di[j] = scale * pi[j] * (di[j] - fd);
+                    if (i + 1 < T) memset(di + i + 1, 0, sizeof(float) * (size_t)(T - i - 1));
+                }
+                /* dqh[i0:i1] += ds[i0:i1, 0:i1] · kh[0:i1] ;  dkh[0:i1] += ds[i0:i1, 0:i1]^T · qh[i0:i1] */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, i1, 1.0f, db, T, kh, ldkv, 1.0f,
+                            dqh + (size_t)i0 * ldq, ldq);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, i1, hd, m, 1.0f, db, T, qh + (size_t)i0 * ldq, ldq,
+                            1.0f, dkh, ldkv);
             }
-            /* dqh (T,hd) += ds · kh ;  dkh (T,hd) += ds^T · qh */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, ds, T, kh, ldkv, 1.0f, dqh, ldq);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, ds, T, qh, ldq, 1.0f, dkh, ldkv);
         }
     }
 }
