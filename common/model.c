@@ -417,7 +417,11 @@ const float *model_decode_step(Model *m, Decoder *d, const int32_t *tokens, cons
     const int cold = d->cold;
     void (*linear)(float *, const float *, const float *, int, int, int) = cold ? linear_forward_cold : linear_forward;
     ASSERT(B <= d->B);
-    for (int b = 0; b < B; b++) ASSERT(pos[b] >= 0 && pos[b] < T);
+    size_t att_work = 0; /* cached keys read per layer: below a few thousand, one thread is faster */
+    for (int b = 0; b < B; b++) {
+        ASSERT(pos[b] >= 0 && pos[b] < T);
+        att_work += (size_t)(pos[b] + 1) * H * hd;
+    }
 
     embedding_forward(d->x, tokens, w->embed, B, D);
     for (int l = 0; l < c->n_layers; l++) {
@@ -433,7 +437,7 @@ const float *model_decode_step(Model *m, Decoder *d, const int32_t *tokens, cons
                 memcpy(kc + at, d->qkv + (size_t)b * QKV + HD + (size_t)g * hd, sizeof(float) * hd);
                 memcpy(vc + at, d->qkv + (size_t)b * QKV + HD + KVd + (size_t)g * hd, sizeof(float) * hd);
             }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (att_work > 8192)
         for (int bh = 0; bh < B * H; bh++) {
             int b = bh / H, h = bh % H, g = h / group, n = pos[b] + 1;
             const float *q = d->qkv + (size_t)b * QKV + (size_t)h * hd;

@@ -102,7 +102,7 @@ void rmsnorm_backward(float *dinp, float *dweight, const float *dout, const floa
  * Blocks are split over threads; their boundaries depend only on (N, C), never on the thread count,
  * so every output is the same for any thread count.
  */
-enum { FEW_ROWS_MN = 1200, FEW_ROWS_BYTES = 256 * 1024 };
+enum { FEW_ROWS_MN = 1200, FEW_ROWS_BYTES = 256 * 1024, FEW_ROWS_PAR_MACS = 1 << 18 };
 
 /* Output channels per block for N rows of C inputs, or 0: N is too large for the blocked path. */
 static int few_rows_block(int N, int C) {
@@ -142,7 +142,9 @@ static void linear_forward_blocks(float *out, const float *inp, const float *wei
         return;
     }
     int nblocks = (OC + rows - 1) / rows;
-#pragma omp parallel for schedule(static)
+    /* Threads pay off when the blocks come from memory, or hold more than a few microseconds of
+     * arithmetic; a tiny model's step would otherwise wait on thread wake-ups. */
+#pragma omp parallel for schedule(static) if (cold || (double)N * OC * C > FEW_ROWS_PAR_MACS)
     for (int i = 0; i < nblocks; i++) {
         int o0 = i * rows, n = OC - o0 < rows ? OC - o0 : rows;
         const float *w = weight + (size_t)o0 * C;
