@@ -23,6 +23,10 @@ CHECK_LIBS := $(shell pkg-config --libs check)
 
 CPPFLAGS += -D_DEFAULT_SOURCE -Icommon -Itests $(PKG_CFLAGS)
 OMPFLAGS ?= -fopenmp
+# No program reads errno after a math call. Without errno, sqrtf is one instruction rather than a
+# call behind a branch, so loops that use it vectorise (AdamW: 150 -> 22 ms per c1 step); the
+# results are the same bits (sqrt is correctly rounded either way).
+MATHFLAGS ?= -fno-math-errno
 LDFLAGS  += -Wl,-rpath,$(OPENBLAS_DIR)
 LDLIBS   += $(PKG_LIBS) -lm
 
@@ -56,7 +60,7 @@ help:
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(OMPFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(MATHFLAGS) $(OMPFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/libcommon.a: $(COMMON_OBJ)
 	@rm -f $@

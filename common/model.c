@@ -373,14 +373,22 @@ void model_backward(Model *m, const int32_t *tokens, int B, int T) {
 /* ------------------------------------------------------------------------------------------------ */
 /* decoding with a KV cache */
 
+/* Above this many bytes of matmul weights a decoding step reads them from main memory, not from
+ * cache (this machine's L3 is 32 MB, shared with the KV cache and everything else), and the
+ * decoder reads each weight block through before BLAS does (linear_forward_cold, see ops.c).
+ * Below it the weights stay cached between steps and that pass would only cost time. */
+#define DECODE_COLD_BYTES ((size_t)16 << 20)
+
 void decoder_create(Decoder *d, const Model *m, int B, int T) {
     const ModelConfig *c = &m->cfg;
     ASSERT(T <= c->max_seq_len);
     size_t D = c->dim, F = c->hidden_dim, hd = D / c->n_heads, KVd = c->n_kv_heads * hd;
-    size_t HD = c->n_heads * hd, QKV = HD + 2 * KVd;
+    size_t HD = c->n_heads * hd, QKV = HD + 2 * KVd, V = c->vocab_size;
     memset(d, 0, sizeof *d);
     d->B = B;
     d->T = T;
+    size_t matmul = (size_t)c->n_layers * (QKV * D + D * HD + 3 * F * D) + (c->head == HEAD_LM ? V * D : D);
+    d->cold = matmul * sizeof(float) > DECODE_COLD_BYTES;
     d->k = FALLOC((size_t)c->n_layers * B * T * KVd);
     d->v = FALLOC((size_t)c->n_layers * B * T * KVd);
     d->x = FALLOC(B * D);
@@ -406,48 +414,65 @@ const float *model_decode_step(Model *m, Decoder *d, const int32_t *tokens, cons
     const int D = c->dim, F = c->hidden_dim, H = c->n_heads, KV = c->n_kv_heads, T = d->T;
     const int hd = D / H, HD = H * hd, KVd = KV * hd, QKV = HD + 2 * KVd, group = H / KV;
     const float scale = 1.0f / sqrtf((float)hd);
+    const int cold = d->cold;
+    void (*linear)(float *, const float *, const float *, int, int, int) = cold ? linear_forward_cold : linear_forward;
     ASSERT(B <= d->B);
-    for (int b = 0; b < B; b++) ASSERT(pos[b] >= 0 && pos[b] < T);
+    size_t att_work = 0; /* cached keys read per layer: below a few thousand, one thread is faster */
+    for (int b = 0; b < B; b++) {
+        ASSERT(pos[b] >= 0 && pos[b] < T);
+        att_work += (size_t)(pos[b] + 1) * H * hd;
+    }
 
     embedding_forward(d->x, tokens, w->embed, B, D);
     for (int l = 0; l < c->n_layers; l++) {
+        /* this layer's cache: (B, KV, T, hd), so one head's keys (and values) are one contiguous run */
         float *kc = d->k + (size_t)l * d->B * T * KVd, *vc = d->v + (size_t)l * d->B * T * KVd;
         rmsnorm_forward(d->xn, d->rstd, d->x, w->attn_norm + (size_t)l * D, B, D, c->norm_eps);
-        linear_forward(d->qkv, d->xn, w->wqkv + (size_t)l * QKV * D, B, D, QKV);
+        linear(d->qkv, d->xn, w->wqkv + (size_t)l * QKV * D, B, D, QKV);
         rope_forward(d->qkv, pos, m->rope_cos, m->rope_sin, B, QKV, H, hd);
         rope_forward(d->qkv + HD, pos, m->rope_cos, m->rope_sin, B, QKV, KV, hd);
-        for (int b = 0; b < B; b++) {
-            memcpy(kc + ((size_t)b * T + pos[b]) * KVd, d->qkv + (size_t)b * QKV + HD, sizeof(float) * KVd);
-            memcpy(vc + ((size_t)b * T + pos[b]) * KVd, d->qkv + (size_t)b * QKV + HD + KVd, sizeof(float) * KVd);
-        }
-#pragma omp parallel for schedule(static)
+        for (int b = 0; b < B; b++)
+            for (int g = 0; g < KV; g++) {
+                size_t at = (((size_t)b * KV + g) * T + pos[b]) * hd;
+                memcpy(kc + at, d->qkv + (size_t)b * QKV + HD + (size_t)g * hd, sizeof(float) * hd);
+                memcpy(vc + at, d->qkv + (size_t)b * QKV + HD + KVd + (size_t)g * hd, sizeof(float) * hd);
+            }
+#pragma omp parallel for schedule(static) if (att_work > 8192)
         for (int bh = 0; bh < B * H; bh++) {
             int b = bh / H, h = bh % H, g = h / group, n = pos[b] + 1;
             const float *q = d->qkv + (size_t)b * QKV + (size_t)h * hd;
-            const float *kb = kc + (size_t)b * T * KVd + (size_t)g * hd, *vb = vc + (size_t)b * T * KVd + (size_t)g * hd;
+            const float *kb = kc + ((size_t)b * KV + g) * T * hd, *vb = vc + ((size_t)b * KV + g) * T * hd;
             float *s = d->scores + (size_t)bh * T;
+            if (cold) {
+                cache_in(kb, (size_t)n * hd);
+                cache_in(vb, (size_t)n * hd);
+            }
             /* s (n) = scale * K (n, hd) · q ;  out (hd) = V (n, hd)^T · softmax(s) */
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, n, hd, scale, kb, KVd, q, 1, 0.0f, s, 1);
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, n, hd, scale, kb, hd, q, 1, 0.0f, s, 1);
             float mx = s[0];
+#pragma omp simd reduction(max : mx)
             for (int j = 1; j < n; j++) mx = s[j] > mx ? s[j] : mx;
-            double sum = 0.0;
+#pragma omp simd
+            for (int j = 0; j < n; j++) s[j] = exp_fast(s[j] - mx);
+            double sum = 0.0; /* a loop of its own, so that both vectorise */
 #pragma omp simd reduction(+ : sum)
-            for (int j = 0; j < n; j++) sum += (s[j] = exp_fast(s[j] - mx));
+            for (int j = 0; j < n; j++) sum += s[j];
             float inv = (float)(1.0 / sum);
+#pragma omp simd
             for (int j = 0; j < n; j++) s[j] *= inv;
-            cblas_sgemv(CblasRowMajor, CblasTrans, n, hd, 1.0f, vb, KVd, s, 1, 0.0f, d->ao + (size_t)b * HD + h * hd, 1);
+            cblas_sgemv(CblasRowMajor, CblasTrans, n, hd, 1.0f, vb, hd, s, 1, 0.0f, d->ao + (size_t)b * HD + h * hd, 1);
         }
-        linear_forward(d->xn, d->ao, w->wo + (size_t)l * D * HD, B, HD, D);
+        linear(d->xn, d->ao, w->wo + (size_t)l * D * HD, B, HD, D);
         residual_forward(d->x, d->x, d->xn, (size_t)B * D);
         rmsnorm_forward(d->xn, d->rstd, d->x, w->ffn_norm + (size_t)l * D, B, D, c->norm_eps);
-        linear_forward(d->gu, d->xn, w->w13 + (size_t)l * 2 * F * D, B, D, 2 * F);
+        linear(d->gu, d->xn, w->w13 + (size_t)l * 2 * F * D, B, D, 2 * F);
         swiglu_forward(d->sw, d->gu, d->gu + F, B, F, 2 * F);
-        linear_forward(d->xn, d->sw, w->w2 + (size_t)l * D * F, B, F, D);
+        linear(d->xn, d->sw, w->w2 + (size_t)l * D * F, B, F, D);
         residual_forward(d->x, d->x, d->xn, (size_t)B * D);
     }
     rmsnorm_forward(d->xn, d->rstd, d->x, w->final_norm, B, D, c->norm_eps);
     if (c->head == HEAD_LM)
-        linear_forward(d->logits, d->xn, w->lm_head, B, D, c->vocab_size);
+        linear(d->logits, d->xn, w->lm_head, B, D, c->vocab_size);
     else
         scalar_head_forward(d->logits, d->xn, w->score, B, D);
     return d->logits;

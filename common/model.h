@@ -131,7 +131,8 @@ void model_backward(Model *m, const int32_t *tokens, int B, int T);
 /* ---- incremental decoding ---- */
 typedef struct {
     int B, T;              /* sequences and positions the cache holds */
-    float *k, *v;          /* (L, B, T, KV hd) after RoPE */
+    int cold;              /* the weights are too large to stay cached between steps (model.c) */
+    float *k, *v;          /* (L, B, KV, T, hd) after RoPE */
     float *x, *xn, *qkv, *ao, *gu, *sw, *scores; /* per-step scratch for B rows */
     float *logits;         /* (B, V) or values (B) with the scalar head */
     float *rstd;           /* (B) */
@@ -141,7 +142,8 @@ void decoder_create(Decoder *d, const Model *m, int B, int T);
 void decoder_free(Decoder *d);
 /* One step for B sequences: sequence b (cache slot b) takes tokens[b] at position pos[b] (<= its
  * previous position + 1; positions may differ across b). Returns the (B, V) logits (or (B) values).
- * The B rows go through every projection together: one GEMM per weight matrix, not B GEMVs. */
+ * The B rows go through every projection together: GEMMs over all B rows (one per block of output
+ * channels, see linear_forward), never B GEMVs. */
 const float *model_decode_step(Model *m, Decoder *d, const int32_t *tokens, const int32_t *pos, int B);
 
 #endif

@@ -34,9 +34,18 @@ void rmsnorm_backward(float *dinp, float *dweight, const float *dout, const floa
 
 /* ---- linear: out (N,OC) = inp (N,C) · weight (OC,C)^T, weights stored (out, in) ---- */
 void linear_forward(float *out, const float *inp, const float *weight, int N, int C, int OC);
+/* The same product when the weight comes from main memory rather than cache (a decoding step of a
+ * model larger than the caches): each block of the weight is read through once, in order, before
+ * BLAS reads it. With few rows this is much faster from memory and slower from cache (ops.c). */
+void linear_forward_cold(float *out, const float *inp, const float *weight, int N, int C, int OC);
 /* dinp (N,C) += dout · weight ; dweight (OC,C) += dout^T · inp */
 void linear_backward(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight,
                      int N, int C, int OC);
+
+/* One load per 64-byte cache line of p[0, n), in order: brings a block that is about to be read
+ * from main memory into cache at full bandwidth (BLAS kernels reading a few rows at a time wait on
+ * memory latency instead). */
+void cache_in(const float *p, size_t n);
 
 /* ---- rotary position embedding, Hugging Face convention ----
  * Each head's vector is split into halves x1 = x[0:hd/2], x2 = x[hd/2:hd]; with angle a_i = pos * theta^(-2i/hd):

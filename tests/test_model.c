@@ -118,8 +118,9 @@ END_TEST
 START_TEST(test_grad_scalar_mqa) { check_model_grads(tiny_config(1, 0, HEAD_SCALAR), 13); }
 END_TEST
 
-/* KV-cache decoding reproduces the full forward at every position, with sequences at staggered positions. */
-static void check_decode(HeadKind head) {
+/* KV-cache decoding reproduces the full forward at every position, with sequences at staggered
+ * positions; `cold` forces the path of models too large for the caches (weights read through first). */
+static void check_decode(HeadKind head, int cold) {
     ModelConfig cfg = tiny_config(2, 0, head);
     Model m;
     ck_assert_int_eq(model_create(&m, &cfg, NULL), ERR_OK);
@@ -132,6 +133,7 @@ static void check_decode(HeadKind head) {
     const float *full = head == HEAD_LM ? m.acts.logits : m.acts.values;
     Decoder d;
     decoder_create(&d, &m, TB, TT);
+    d.cold = cold;
     /* sequence b starts b steps late, so in one step the batch holds different positions */
     for (int step = 0; step < TT + TB; step++) {
         int32_t tok[TB], pos[TB];
@@ -155,9 +157,14 @@ static void check_decode(HeadKind head) {
     decoder_free(&d);
     model_free(&m);
 }
-START_TEST(test_decode_matches_forward_lm) { check_decode(HEAD_LM); }
+START_TEST(test_decode_matches_forward_lm) { check_decode(HEAD_LM, 0); }
 END_TEST
-START_TEST(test_decode_matches_forward_scalar) { check_decode(HEAD_SCALAR); }
+START_TEST(test_decode_matches_forward_scalar) { check_decode(HEAD_SCALAR, 0); }
+END_TEST
+START_TEST(test_decode_matches_forward_cold) {
+    check_decode(HEAD_LM, 1);
+    check_decode(HEAD_SCALAR, 1);
+}
 END_TEST
 
 START_TEST(test_decode_batch1_gemv_path) {
@@ -235,6 +242,7 @@ int main(void) {
     tcase_add_test(tc, test_grad_scalar_mqa);
     tcase_add_test(tc, test_decode_matches_forward_lm);
     tcase_add_test(tc, test_decode_matches_forward_scalar);
+    tcase_add_test(tc, test_decode_matches_forward_cold);
     tcase_add_test(tc, test_decode_batch1_gemv_path);
     tcase_add_test(tc, test_tensor_table_covers_params_once);
     tcase_add_test(tc, test_config_errors_name_the_key);

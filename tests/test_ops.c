@@ -11,6 +11,7 @@
 #include "gradcheck.h"
 #include "ops.h"
 #include "testutil.h"
+#include "threads.h"
 #include "util.h"
 
 #define RTOL 2e-3
@@ -107,6 +108,43 @@ END_TEST
 START_TEST(test_linear_grad_gemv) { check_linear(1); }
 END_TEST
 
+/* Few rows go through blocks of output channels (ops.c), from cache or read through first: against a
+ * double-precision loop for row counts on both sides of the block sizes' limits, with a last partial
+ * block, and the same bits for 1 and 2 threads. */
+START_TEST(test_linear_forward_blocks) {
+    enum { C = 40, OC = 2000, NMAX = 80 }; /* N = 1: blocks of 1632 rows; N = 2: 592 */
+    const int Ns[] = {1, 2, 3, 8, 16, 33, 75, 76};
+    Rng r;
+    rng_seed(&r, 17);
+    float *inp = xmalloc(sizeof(float) * NMAX * C), *w = xmalloc(sizeof(float) * OC * C);
+    float *out = xmalloc(sizeof(float) * NMAX * OC), *out1 = xmalloc(sizeof(float) * NMAX * OC);
+    fill_normal(inp, NMAX * C, 1, &r);
+    fill_normal(w, OC * C, 1, &r);
+    for (size_t k = 0; k < sizeof Ns / sizeof Ns[0]; k++)
+        for (int cold = 0; cold < 2; cold++) {
+            int N = Ns[k];
+            void (*f)(float *, const float *, const float *, int, int, int) = cold ? linear_forward_cold : linear_forward;
+            threads_set(1);
+            f(out1, inp, w, N, C, OC);
+            threads_set(2);
+            f(out, inp, w, N, C, OC);
+            for (int n = 0; n < N; n++)
+                for (int o = 0; o < OC; o++) {
+                    double s = 0;
+                    for (int i = 0; i < C; i++) s += (double)inp[n * C + i] * w[o * C + i];
+                    ck_assert_msg(fabs(out[n * OC + o] - s) <= 1e-4 * (1 + fabs(s)), "N %d cold %d: %g vs %g", N, cold,
+                                  out[n * OC + o], s);
+                }
+            ck_assert_msg(memcmp(out, out1, sizeof(float) * N * OC) == 0, "N %d cold %d: threads change bits", N, cold);
+        }
+    threads_set(0);
+    free(inp);
+    free(w);
+    free(out);
+    free(out1);
+}
+END_TEST
+
 /* ---- rope ---- */
 START_TEST(test_rope_values_hf_convention) {
     /* hd 4, theta 10000: inv_freq = [1, 0.01]; halves x1 = (1,2), x2 = (3,4) at position 1 */
@@ -156,52 +194,71 @@ START_TEST(test_rope_grad) {
 END_TEST
 
 /* ---- attention (GQA, strided q/k/v in one packed buffer as the model stores them) ---- */
-enum { AB = 2, AT = 5, AH = 4, AKV = 2, AHD = 4, ALD = (AH + 2 * AKV) * AHD };
 typedef struct {
     float *qkv, *out, *att, *R;
+    int B, T, H, KV, hd;
 } AttCtx;
+static int att_ld(const AttCtx *c) { return (c->H + 2 * c->KV) * c->hd; }
 static double att_loss(void *p) {
     AttCtx *c = p;
-    attention_forward(c->out, c->att, c->qkv, c->qkv + AH * AHD, c->qkv + (AH + AKV) * AHD, AB, AT, AH, AKV, AHD, ALD,
-                      ALD, AH * AHD);
-    return weighted_sum(c->out, c->R, AB * AT * AH * AHD);
+    int ld = att_ld(c), Hd = c->H * c->hd;
+    attention_forward(c->out, c->att, c->qkv, c->qkv + Hd, c->qkv + Hd + c->KV * c->hd, c->B, c->T, c->H, c->KV, c->hd,
+                      ld, ld, Hd);
+    return weighted_sum(c->out, c->R, (size_t)c->B * c->T * Hd);
 }
-START_TEST(test_attention_value_and_grad) {
+/* Values against a direct double loop for every (b, t, h), gradients against finite differences.
+ * T > 64 crosses the blocks of rows the kernels work in (ops.c, ATT_ROWS). */
+static void check_attention(int B, int T, int H, int KV, int hd, size_t samples) {
     Rng r;
-    rng_seed(&r, 5);
-    static float qkv[AB * AT * ALD], out[AB * AT * AH * AHD], att[AB * AH * AT * AT], R[AB * AT * AH * AHD];
-    static float dqkv[AB * AT * ALD];
-    fill_normal(qkv, AB * AT * ALD, 1, &r);
-    fill_normal(R, AB * AT * AH * AHD, 1, &r);
-    AttCtx c = {qkv, out, att, R};
+    rng_seed(&r, 5 + T);
+    AttCtx c = {NULL, NULL, NULL, NULL, B, T, H, KV, hd};
+    const int ld = att_ld(&c), Hd = H * hd;
+    c.qkv = xcalloc((size_t)B * T * ld, sizeof(float));
+    c.out = xcalloc((size_t)B * T * Hd, sizeof(float));
+    c.att = xcalloc((size_t)B * H * T * T, sizeof(float));
+    c.R = xcalloc((size_t)B * T * Hd, sizeof(float));
+    float *dqkv = xcalloc((size_t)B * T * ld, sizeof(float));
+    double *s = xcalloc((size_t)T, sizeof(double));
+    fill_normal(c.qkv, (size_t)B * T * ld, 1, &r);
+    fill_normal(c.R, (size_t)B * T * Hd, 1, &r);
     att_loss(&c);
-    /* value: a direct double loop for every (b, t, h) */
-    for (int b = 0; b < AB; b++)
-        for (int h = 0; h < AH; h++)
-            for (int t = 0; t < AT; t++) {
-                int g = h / (AH / AKV);
-                const float *q = qkv + (b * AT + t) * ALD + h * AHD;
-                double s[AT], mx = -1e30, sum = 0;
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int t = 0; t < T; t++) {
+                int g = h / (H / KV);
+                const float *q = c.qkv + (size_t)(b * T + t) * ld + h * hd;
+                double mx = -1e30, sum = 0;
                 for (int j = 0; j <= t; j++) {
-                    const float *k = qkv + (b * AT + j) * ALD + AH * AHD + g * AHD;
+                    const float *k = c.qkv + (size_t)(b * T + j) * ld + Hd + g * hd;
                     s[j] = 0;
-                    for (int i = 0; i < AHD; i++) s[j] += (double)q[i] * k[i];
-                    s[j] /= sqrt((double)AHD);
+                    for (int i = 0; i < hd; i++) s[j] += (double)q[i] * k[i];
+                    s[j] /= sqrt((double)hd);
                     mx = fmax(mx, s[j]);
                 }
                 for (int j = 0; j <= t; j++) sum += (s[j] = exp(s[j] - mx));
-                for (int i = 0; i < AHD; i++) {
+                for (int i = 0; i < hd; i++) {
                     double o = 0;
-                    for (int j = 0; j <= t; j++) o += s[j] / sum * qkv[(b * AT + j) * ALD + (AH + AKV) * AHD + g * AHD + i];
-                    ck_assert_double_eq_tol(out[(b * AT + t) * AH * AHD + h * AHD + i], o, 1e-5);
+                    for (int j = 0; j <= t; j++) o += s[j] / sum * c.qkv[(size_t)(b * T + j) * ld + Hd + KV * hd + g * hd + i];
+                    ck_assert_double_eq_tol(c.out[(size_t)(b * T + t) * Hd + h * hd + i], o, 1e-5);
                 }
+                /* the cached probabilities are zero beyond the diagonal */
+                for (int j = t + 1; j < T; j++) ck_assert(c.att[(((size_t)b * H + h) * T + t) * T + j] == 0.0f);
             }
-    float *scratch = xcalloc(attention_scratch_floats(AT), sizeof(float));
-    attention_backward(dqkv, dqkv + AH * AHD, dqkv + (AH + AKV) * AHD, scratch, R, att, qkv, qkv + AH * AHD,
-                       qkv + (AH + AKV) * AHD, AB, AT, AH, AKV, AHD, ALD, ALD, AH * AHD);
+    float *scratch = xcalloc(attention_scratch_floats(T), sizeof(float));
+    attention_backward(dqkv, dqkv + Hd, dqkv + Hd + KV * hd, scratch, c.R, c.att, c.qkv, c.qkv + Hd,
+                       c.qkv + Hd + KV * hd, B, T, H, KV, hd, ld, ld, Hd);
     free(scratch);
-    gradcheck("attention dq,dk,dv", att_loss, &c, qkv, dqkv, AB * AT * ALD, 400, 1e-2f, RTOL, ATOL);
+    gradcheck("attention dq,dk,dv", att_loss, &c, c.qkv, dqkv, (size_t)B * T * ld, samples, 1e-2f, RTOL, ATOL);
+    free(c.qkv);
+    free(c.out);
+    free(c.att);
+    free(c.R);
+    free(dqkv);
+    free(s);
 }
+START_TEST(test_attention_value_and_grad) { check_attention(2, 5, 4, 2, 4, 400); }
+END_TEST
+START_TEST(test_attention_blocks_of_rows) { check_attention(1, 150, 2, 1, 4, 400); }
 END_TEST
 
 /* ---- swiglu ---- */
@@ -349,9 +406,11 @@ int main(void) {
     tcase_add_test(tc, test_rmsnorm_grad_and_value);
     tcase_add_test(tc, test_linear_grad_gemm);
     tcase_add_test(tc, test_linear_grad_gemv);
+    tcase_add_test(tc, test_linear_forward_blocks);
     tcase_add_test(tc, test_rope_values_hf_convention);
     tcase_add_test(tc, test_rope_grad);
     tcase_add_test(tc, test_attention_value_and_grad);
+    tcase_add_test(tc, test_attention_blocks_of_rows);
     tcase_add_test(tc, test_swiglu_grad_and_value);
     tcase_add_test(tc, test_residual);
     tcase_add_test(tc, test_xent_value_and_grad);
