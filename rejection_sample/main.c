@@ -15,11 +15,15 @@
  *      (rsstats_rank_score: the safety score on a safety prompt — tags.risk in reward.safety_risks —
  *      or when the safety model finds the answer likely unsafe, the helpfulness score otherwise);
  *   4. every sample stored as a response (model = the policy's name, this iteration, its temperature)
- *      with one score row per reward model; with --pool all, the answers earlier iterations stored for
- *      the same prompts (any model, iteration < N) are scored by the current reward models too and
- *      compete with the new ones — the paper's fix for regressions when only the latest batch is used;
+ *      with one score row per reward model; with --pool best, the answers earlier iterations kept (the
+ *      top sample per prompt of each earlier iteration, as Llama 2 pooled from RLHF V3 on: its fix for
+ *      regressions when only the latest batch is used) are scored by the current reward models too
+ *      and compete with the new ones; --pool all lets every earlier answer to the prompt compete (any
+ *      model, iteration < N) — with an imperfect reward model, the more candidates, the likelier the
+ *      arg-max is one it over-rates;
  *   5. per prompt, the arg-max of the combined reward becomes an sft_example (source "rs", this
- *      iteration, loss on the last assistant turn) for `sft --set data.sources=[rs]`;
+ *      iteration, loss on the last assistant turn, tags.response_id = the kept response) for
+ *      `sft --set data.sources=[rs]`;
  *   6. the best-of-N curves (rsstats.h: mean over prompts of the expected max and median reward of N
  *      of the K samples, N = 1..K, per temperature) are printed as a table and stored as metrics
  *      (step = N, names max_reward@T and median_reward@T), in the store and in <out>/metrics.tsv.
@@ -79,8 +83,8 @@ static const ConfigKey RS_SCHEMA[] = {
     K("reward.safety_threshold", CONFIG_FLOAT, threshold, "0.15", 0, 1, "rank by the safety score when sigmoid(safety) is below this"),
     K("reward.safety_risks", CONFIG_STRLIST, safety_risks, "[adversarial]", 0, 0, "tags.risk values that make a safety prompt"),
     K("reward.batch", CONFIG_INT, rm_batch, "16", 1, 1 << 16, "sequences per reward-model forward"),
-    {.key = "select.pool", .type = CONFIG_ENUM, .offset = offsetof(RsCfg, pool), .def = "latest", .choices = "latest|all",
-     .help = "candidates: this run's samples, or also every earlier iteration's answers (--pool)"},
+    {.key = "select.pool", .type = CONFIG_ENUM, .offset = offsetof(RsCfg, pool), .def = "latest", .choices = "latest|best|all",
+     .help = "candidates: this run's samples; also the answers earlier iterations kept; or also every earlier answer (--pool)"},
     K("name", CONFIG_STRING, name, "", 0, 0, "policy name written with responses (default: the --model path, without /ckpt)"),
     K("data.split", CONFIG_STRING, split, "train", 0, 0, "store prompts of this split only (empty = all)"),
     K("data.source", CONFIG_STRING, source, "", 0, 0, "store prompts of this source only"),
@@ -105,7 +109,8 @@ static void usage(FILE *f) {
             "  --iteration N          the pipeline iteration of the responses and examples (default 1)\n"
             "  -K N                   samples per prompt and temperature (sample.k)\n"
             "  --temperatures LIST    comma-separated, e.g. 0.8,1.0,1.2,1.4 (sample.temperatures)\n"
-            "  --pool latest|all      all: earlier iterations' answers compete too (select.pool)\n"
+            "  --pool latest|best|all best: the answers earlier iterations kept compete too; all: every\n"
+            "                         earlier answer to the prompt (select.pool)\n"
             "  --emit jsonl           write pairs (kept vs. worst answer) on stdout for a rater\n"
             "  --out DIR              also write DIR/metrics.tsv\n"
             "  --config FILE          YAML configuration (keys below)\n"
@@ -389,12 +394,37 @@ static Err score_cands(Rewards *rw, Store *db, const Prompts *pl, Cands *c, int6
 typedef struct {
     int64_t *prompt_of; /* store prompt id -> index + 1 into Prompts (0 = not ours); ids are dense */
     int64_t max_id, iteration;
+    int64_t *kept;      /* --pool best: the response ids earlier iterations kept, sorted; else NULL */
+    int64_t nkept, capkept;
     Cands *c;
 } PoolCtx;
+
+static int cmp_id(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The response ids in the tags of earlier iterations' rs examples. */
+static Err kept_cb(void *ctx, const StoreSftExample *e) {
+    PoolCtx *pc = ctx;
+    if (e->iteration >= pc->iteration || !e->tags) return ERR_OK;
+    json_t *tags = json_loads(e->tags, 0, NULL);
+    json_t *id = json_object_get(tags, "response_id");
+    if (json_is_integer(id)) {
+        if (pc->nkept == pc->capkept) {
+            pc->capkept = pc->capkept ? 2 * pc->capkept : 256;
+            pc->kept = xrealloc(pc->kept, (size_t)pc->capkept * sizeof *pc->kept);
+        }
+        pc->kept[pc->nkept++] = json_integer_value(id);
+    }
+    json_decref(tags);
+    return ERR_OK;
+}
 
 static Err pool_cb(void *ctx, const StoreResponseRow *r) {
     PoolCtx *pc = ctx;
     if (r->r.iteration >= pc->iteration || r->r.prompt_id > pc->max_id || !pc->prompt_of[r->r.prompt_id]) return ERR_OK;
+    if (pc->kept && !bsearch(&r->r.id, pc->kept, (size_t)pc->nkept, sizeof *pc->kept, cmp_id)) return ERR_OK;
     Cand *x = cands_push(pc->c);
     x->prompt = pc->prompt_of[r->r.prompt_id] - 1;
     x->response_id = r->r.id;
@@ -402,15 +432,25 @@ static Err pool_cb(void *ctx, const StoreResponseRow *r) {
     return ERR_OK;
 }
 
-static Err load_pool(Store *db, const Prompts *pl, int64_t iteration, Cands *c) {
+/* best_only: only the answers earlier iterations kept (--pool best); else every earlier answer. */
+static Err load_pool(Store *db, const Prompts *pl, int64_t iteration, bool best_only, Cands *c) {
     PoolCtx pc = {.iteration = iteration, .c = c};
+    Err rc = ERR_OK;
+    if (best_only) {
+        StoreFilter f = store_filter_any();
+        f.source = "rs";
+        pc.kept = xmalloc(sizeof *pc.kept);
+        rc = store_sft_each(db, &f, kept_cb, &pc);
+        qsort(pc.kept, (size_t)pc.nkept, sizeof *pc.kept, cmp_id);
+    }
     for (int64_t i = 0; i < pl->n; i++)
         if (pl->v[i].id > pc.max_id) pc.max_id = pl->v[i].id;
     pc.prompt_of = xcalloc((size_t)pc.max_id + 1, sizeof *pc.prompt_of);
     for (int64_t i = 0; i < pl->n; i++) pc.prompt_of[pl->v[i].id] = i + 1;
     StoreFilter f = store_filter_any();
-    Err rc = store_responses_each(db, &f, pool_cb, &pc);
+    if (!rc) rc = store_responses_each(db, &f, pool_cb, &pc);
     free(pc.prompt_of);
+    free(pc.kept);
     return rc;
 }
 
@@ -476,8 +516,12 @@ static Err keep_answer(Store *db, const Prompt *p, const Cand *x, int64_t iterat
     json_array_append_new(d, json_pack("{s:s, s:s}", "role", "assistant", "content", x->text));
     char *dtext = json_dumps(d, JSON_COMPACT);
     json_decref(d);
-    const json_t *tags = json_object_get(p->obj, "tags");
-    char *ttext = tags ? json_dumps(tags, JSON_COMPACT) : NULL;
+    /* the prompt's tags, and which response was kept (what --pool best reads back) */
+    const json_t *ptags = json_object_get(p->obj, "tags");
+    json_t *tags = json_is_object(ptags) ? json_deep_copy(ptags) : json_object();
+    json_object_set_new(tags, "response_id", json_integer(x->response_id));
+    char *ttext = json_dumps(tags, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(tags);
     StoreSftExample e = {.dialogue = dtext, .system = obj_str(p->obj, "system"), .loss_turns = "last",
                          .source = "rs", .iteration = iteration, .tags = ttext, .split = obj_str(p->obj, "split")};
     int64_t id;
@@ -688,8 +732,8 @@ static int run(const Opts *o, RsCfg *c) {
     pl.policy = &policy;
     pl.db = db;
     if (!rc) rc = collect_prompts(&pl, o, c);
-    if (!rc && strcmp(c->pool, "all") == 0) {
-        rc = load_pool(db, &pl, o->cli.iteration, &cands);
+    if (!rc && strcmp(c->pool, "latest") != 0) {
+        rc = load_pool(db, &pl, o->cli.iteration, strcmp(c->pool, "best") == 0, &cands);
         n_pooled = cands.n;
         if (!rc) rc = score_cands(&rw, db, &pl, &cands, 0, n_pooled);
         if (!rc) fprintf(stderr, PROG ": pooled %" PRId64 " answers of earlier iterations\n", n_pooled);

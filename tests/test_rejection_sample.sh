@@ -121,6 +121,29 @@ done <"$W/ids"
 [ "$(q "$W/a.db" 'select count(*) from comparisons')" -eq $((2 * $(wc -l <"$W/pairs.jsonl"))) ] ||
     fail "want a comparison per pair and dimension"
 
+# ---- iteration 3: --pool best: only the answers earlier iterations kept compete with the new ones ----------
+kept_before=$(q "$W/a.db" "select count(distinct json_extract(tags, '\$.response_id')) from sft_examples where source = 'rs' and iteration < 3")
+[ "$kept_before" -ge "$P" ] || fail "rs examples of iterations 1-2 lack tags.response_id"
+"$R" --model "$M" --rm-helpfulness "$RH" --rm-safety "$RS" -K 2 --set sample.max_new=20 \
+    --db "$W/a.db" --iteration 3 --pool best --threads 1 >/dev/null 2>"$W/err" || fail "--pool best: $(cat "$W/err")"
+grep -q "pooled $kept_before answers of earlier iterations" "$W/err" || fail "--pool best pooled other than the $kept_before kept answers: $(cat "$W/err")"
+# each kept answer is the arg-max of the combined reward over the new samples and the earlier kept answers
+q "$W/a.db" "
+    with k as (select json_extract(tags, '\$.response_id') as id from sft_examples where source = 'rs' and iteration < 3),
+         c as (select r.id, r.prompt_id,
+                      case when coalesce(json_extract(p.tags, '\$.risk'), '') = 'adversarial'
+                             or 1.0 / (1.0 + exp(-f.score)) < 0.15 then f.score else h.score end as rank
+               from responses r join prompts p on p.id = r.prompt_id
+               join scores h on h.response_id = r.id and h.model = '$W/rm_helpfulness'
+               join scores f on f.response_id = r.id and f.model = '$W/rm_safety'
+               where r.iteration = 3 or r.id in (select id from k)),
+         e as (select json_extract(tags, '\$.response_id') as id from sft_examples where source = 'rs' and iteration = 3)
+    select count(*) from e where e.id not in (select id from c)
+        or (select rank from c where c.id = e.id) < (select max(d.rank) from c d where d.prompt_id = (select prompt_id from c where c.id = e.id)) - 1e-6
+    union all select count(*) from e" >"$W/n"
+[ "$(sed -n 1p "$W/n")" -eq 0 ] && [ "$(sed -n 2p "$W/n")" -eq "$P" ] ||
+    fail "--pool best: of $(sed -n 2p "$W/n") kept answers (want $P), $(sed -n 1p "$W/n") are not the best of the new and the earlier kept ones"
+
 # ---- one reward model; the sft round on the kept answers ----------------------------------------------
 "$R" --model "$M" --rm-helpfulness "$RH" -K 3 --set sample.max_new=20 --db "$W/d.db" --config configs/rejection_sample.yaml \
     --threads 1 "$W/prompts.jsonl" >/dev/null 2>"$W/err" || fail "helpfulness model only: $(cat "$W/err")"
