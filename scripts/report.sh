@@ -21,7 +21,9 @@ plot() { [ $have_gnuplot -eq 0 ] || gnuplot -e "set terminal pngcairo size 800,4
 
 # ---- the held-out evaluation per version ------------------------------------------------------------
 # the latest evaluate run of each iteration, its metrics pivoted into one row
-q "with r as (select max(id) as id, iteration from runs where program = 'evaluate' and status = 'ok' group by iteration)
+# (eval_rs.* runs, PPO's starting point, are read in the PPO section)
+q "with r as (select max(id) as id, iteration from runs where program = 'evaluate' and status = 'ok'
+             and exists (select 1 from metrics x where x.run_id = runs.id and x.name = 'eval.helpfulness') group by iteration)
    select r.iteration,
           max(case when name = 'eval.helpfulness' then value end),
           max(case when name = 'eval.violation_rate' then value end),
@@ -32,7 +34,7 @@ q "with r as (select max(id) as id, iteration from runs where program = 'evaluat
           coalesce(max(case when name = 'eval.win_rm_safety' then value end), 0.5),
           max(case when name = 'eval.kl_per_token' then value end),
           max(case when name = 'eval.kl_per_answer' then value end),
-          max(case when name = 'eval.n_prompts' then value end),
+          max(case when name = 'eval.n_answers' then value end),
           max(case when name = 'eval.n_adversarial' then value end),
           max(case when name = 'eval.n_borderline' then value end)
    from r join metrics m on m.run_id = r.id group by r.iteration order by r.iteration" >"$P/eval.tsv"
@@ -62,9 +64,9 @@ awk -F'\t' '{ it[$1] = 1; pr[$2] = 1; t[$1, $2] = $3; tot[$1] += $3; all += $3 }
 echo
 echo "## Held-out evaluation per version (V0 = SFT)"
 echo
-n=$(awk -F'\t' 'NR == 1 { printf "%d prompts (%d adversarial, %d borderline)", $11, $12, $13 }' "$P/eval.tsv")
-echo "On $n of the test split, one answer each (oracle = \`toyworld score\`; win rates against V0 on the"
-echo "same prompts, ties count one half; RM = judged by that version's own helpfulness and safety reward"
+n=$(awk -F'\t' 'NR == 1 { printf "%d answers (%d to adversarial, %d to borderline prompts)", $11, $12, $13 }' "$P/eval.tsv")
+echo "On $n, several per prompt of the test split (oracle = \`toyworld score\`; win rates against V0: the"
+echo "i-th answer to a prompt against V0's i-th answer to it, ties count one half; RM = judged by that version's own helpfulness and safety reward"
 echo "models; KL = mean over the policy's own samples of log p_V - log p_V0)."
 echo
 echo "| version | helpfulness (oracle) | violation rate (adversarial) | false refusals (borderline) | win vs SFT, oracle helpfulness | win vs SFT, oracle safety | win vs SFT, RM helpfulness | win vs SFT, RM safety | KL/token | KL/answer |"
@@ -183,6 +185,25 @@ else
         plot $cmd, $cmd2"
     echo
     echo "![PPO](plots/ppo.png)"
+    # PPO against its starting point: the same held-out evaluation of the rejection-sampling model
+    q "with r as (select max(id) as id, iteration from runs where program = 'evaluate' and status = 'ok'
+                 and exists (select 1 from metrics x where x.run_id = runs.id and x.name = 'eval_rs.helpfulness') group by iteration)
+       select r.iteration, max(case when name = 'eval_rs.helpfulness' then value end),
+              max(case when name = 'eval_rs.violation_rate' then value end),
+              max(case when name = 'eval_rs.false_refusal_rate' then value end),
+              max(case when name = 'eval_rs.kl_per_answer' then value end)
+       from r join metrics m on m.run_id = r.id group by r.iteration order by r.iteration" >"$P/eval_rs.tsv"
+    if [ -s "$P/eval_rs.tsv" ]; then
+        echo
+        echo "Held-out, as in the evaluation table: PPO's policy against the rejection-sampling model it started from."
+        echo
+        echo "| iteration | policy | helpfulness (oracle) | violation rate | false refusals | KL/answer to SFT |"
+        echo "|---|---|---|---|---|---|"
+        awk -F'\t' 'NR == FNR { h[$1] = $2; v[$1] = $3; f[$1] = $4; k[$1] = $10; next }
+            { printf "| V%d | rejection sampling | %.3f | %.1f%% | %.1f%% | %.3f |\n", $1, $2, 100 * $3, 100 * $4, $5
+              if ($1 in h) printf "| V%d | PPO | %.3f | %.1f%% | %.1f%% | %.3f |\n", $1, h[$1], 100 * v[$1], 100 * f[$1], k[$1] }' \
+            "$P/eval.tsv" "$P/eval_rs.tsv"
+    fi
 fi
 echo
 
