@@ -17,6 +17,7 @@
 #   vN/rs.done                 rejection_sample best-of-K (pooled over iterations) -> sft -> vN/rs/ckpt
 #   vN/done                    (V5) ppo on top of vN/rs/ckpt -> vN/ppo/ckpt; the policy of VN
 #   vN/eval.done               scripts/demo/eval.sh: held-out prompts judged by the oracle and the RMs
+#   vN/eval_rs.done            (with PPO) the same for vN/rs/ckpt, PPO's starting point
 #   report.md                  scripts/report.sh: tables and gnuplot PNGs, from prefs.db and the TSVs
 #
 # Every setting is in configs/$(DEMO)/: demo.yaml (pipeline sizes, read here), vN.yaml (what changes
@@ -30,6 +31,8 @@ C  = configs/$(DEMO)
 B  = $(BUILD)/bin
 DB = $(D)/prefs.db
 T  = --threads $(DEMO_THREADS)
+# The demo's world (configs/DEMO/toyworld.yaml: which prompts it asks, how large its numbers are).
+W  = --config $(C)/toyworld.yaml
 
 .PHONY: demo demo-quick demo-run demo-deps demo-clean
 
@@ -65,7 +68,7 @@ demo-clean:
 # ---- the toy world, a tokenizer and a pretrained base model ---------------------------------------------
 $(D)/corpus.txt:
 	@mkdir -p $(D)
-	$(B)/toyworld corpus --tokens $(call knob,corpus_tokens) > $@.tmp && mv $@.tmp $@
+	$(B)/toyworld corpus $(W) --tokens $(call knob,corpus_tokens) > $@.tmp && mv $@.tmp $@
 
 $(D)/tok.bin: $(D)/corpus.txt
 	$(B)/tokenizer_train --vocab $(call knob,vocab) --out $@ $<
@@ -78,12 +81,12 @@ $(D)/base/done: $(D)/tok.bin
 $(D)/data.done: $(D)/corpus.txt
 	rm -f $(DB) $(DB)-wal $(DB)-shm
 	$(B)/prefs_db --db $(DB) init
-	$(B)/toyworld demos --n $(call knob,demos) | $(B)/prefs_db --db $(DB) import -
-	$(B)/toyworld prompts --n $(call knob,train_prompts) --split train | $(B)/prefs_db --db $(DB) import -
-	$(B)/toyworld prompts --n $(call knob,test_prompts) --split test --seed 2 > $(D)/test_prompts.jsonl
+	$(B)/toyworld demos $(W) --n $(call knob,demos) | $(B)/prefs_db --db $(DB) import -
+	$(B)/toyworld prompts $(W) --n $(call knob,train_prompts) --split train | $(B)/prefs_db --db $(DB) import -
+	$(B)/toyworld prompts $(W) --n $(call knob,test_prompts) --split test --seed 2 > $(D)/test_prompts.jsonl
 	$(B)/prefs_db --db $(DB) import $(D)/test_prompts.jsonl
-	$(B)/toyworld prompts --n 4000 --seed 3 --set prompts.max_turns=4 | grep '"category":"system"' | head -n $(call knob,gatt_train_dialogues) > $(D)/gatt_train.jsonl
-	$(B)/toyworld prompts --n 4000 --split test --seed 4 --set prompts.max_turns=4 | grep '"category":"system"' | head -n $(call knob,gatt_eval_dialogues) > $(D)/gatt_test.jsonl
+	$(B)/toyworld prompts $(W) --n 4000 --seed 3 --set prompts.max_turns=4 | grep '"category":"system"' | head -n $(call knob,gatt_train_dialogues) > $(D)/gatt_train.jsonl
+	$(B)/toyworld prompts $(W) --n 4000 --split test --seed 4 --set prompts.max_turns=4 | grep '"category":"system"' | head -n $(call knob,gatt_eval_dialogues) > $(D)/gatt_test.jsonl
 	touch $@
 
 # ---- V0: supervised fine-tuning on the demonstrations ---------------------------------------------------
@@ -96,19 +99,19 @@ $(D)/v0/done: $(D)/base/done $(D)/data.done
 define iteration
 $(D)/v$(1)/annotated.done: $(D)/v$(2)/done
 	@mkdir -p $(D)/v$(1)
-	$(B)/generate --config $(C)/generate.yaml --model $(call policy,$(2)) --db $(DB) --emit store --iteration $(1) --seed $(1) -K 2 --set sample.temperature=$(call knob,sample_temperature,$(1)) --set data.split=train --set data.limit=$(call knob,rate_train_prompts,$(1)) $(T)
-	$(B)/generate --config $(C)/generate.yaml --model $(call policy,$(2)) --db $(DB) --emit store --iteration $(1) --seed $(1) -K 2 --set sample.temperature=$(call knob,sample_temperature,$(1)) --set data.split=test --set data.limit=$(call knob,rate_test_prompts,$(1)) $(T)
-	$(B)/prefs_db --db $(DB) annotate --iteration $(1) --rater "$(B)/toyworld rate --seed $(1)" > $(D)/v$(1)/annotate.txt
+	$(B)/generate --config $(C)/generate.yaml --model $(call policy,$(2)) --db $(DB) --emit store --iteration $(1) --seed $(1) -K $(call knob,rate_k,$(1)) --set sample.temperature=$(call knob,sample_temperature,$(1)) --set data.split=train --set data.limit=$(call knob,rate_train_prompts,$(1)) $(T)
+	$(B)/generate --config $(C)/generate.yaml --model $(call policy,$(2)) --db $(DB) --emit store --iteration $(1) --seed $(1) -K $(call knob,rate_k,$(1)) --set sample.temperature=$(call knob,sample_temperature,$(1)) --set data.split=test --set data.limit=$(call knob,rate_test_prompts,$(1)) $(T)
+	$(B)/prefs_db --db $(DB) annotate --iteration $(1) --rater "$(B)/toyworld rate $(W) --seed $(1)" > $(D)/v$(1)/annotate.txt
 	touch $$@
 
 # Red teaming (Llama 2 §4.2-4.3): extra pairs on adversarial and borderline prompts, where safety and
 # false refusals are decided; without them most safety pairs are two safe answers rated "unsure".
 $(D)/v$(1)/red_team.done: $(D)/v$(1)/annotated.done
-	$(if $(filter-out 0,$(call knob,red_team_prompts,$(1))),$(foreach r,adversarial borderline,$(B)/generate --config $(C)/generate.yaml --model $(call policy,$(2)) --db $(DB) --emit store --iteration $(1) --seed $(1) -K 2 --set sample.temperature=$(call knob,sample_temperature,$(1)) --set data.split=train --set data.risk=$(r) --set data.limit=$(call knob,red_team_prompts,$(1)) $(T) &&) $(B)/prefs_db --db $(DB) annotate --iteration $(1) --rater "$(B)/toyworld rate --seed $(1)" > $(D)/v$(1)/red_team.txt,@echo "v$(1): no red teaming in this iteration")
+	$(if $(filter-out 0,$(call knob,red_team_prompts,$(1))),$(foreach r,adversarial borderline,$(B)/generate --config $(C)/generate.yaml --model $(call policy,$(2)) --db $(DB) --emit store --iteration $(1) --seed $(1) -K $(call knob,rate_k,$(1)) --set sample.temperature=$(call knob,sample_temperature,$(1)) --set data.split=train --set data.risk=$(r) --set data.limit=$(call knob,red_team_prompts,$(1)) $(T) &&) $(B)/prefs_db --db $(DB) annotate --iteration $(1) --rater "$(B)/toyworld rate $(W) --seed $(1)" > $(D)/v$(1)/red_team.txt,@echo "v$(1): no red teaming in this iteration")
 	touch $$@
 
 $(D)/v$(1)/rm_%/done: $(D)/v$(1)/annotated.done | $(D)/v$(1)/red_team.done
-	$(B)/rm_train train --kind $$* --config $(C)/rm.yaml $(call rm_from,$(1),$(2),$$*) --db $(DB) --iteration $(1) $(T) --out $(D)/v$(1)/rm_$$* $$(call resume,$(D)/v$(1)/rm_$$*)
+	$(B)/rm_train train --kind $$* --config $(C)/rm.yaml $(call rm_from,$(1),$(2),$$*) --set train.epochs=$(call knob,rm_epochs,$(1)) --db $(DB) --iteration $(1) $(T) --out $(D)/v$(1)/rm_$$* $$(call resume,$(D)/v$(1)/rm_$$*)
 	$(B)/rm_train eval --model $(D)/v$(1)/rm_$$*/ckpt --kind $$* --config $(C)/rm.yaml --db $(DB) --iteration $(1) $(T) > $(D)/v$(1)/rm_$$*/eval.txt
 	touch $$@
 
@@ -124,6 +127,11 @@ $(D)/v$(1)/rs.done: $(D)/v$(1)/rm_helpfulness/done $(D)/v$(1)/rm_safety/done $(D
 
 $(D)/v$(1)/done: $(D)/v$(1)/rs.done
 	$(if $(filter-out 0,$(call knob,ppo_iterations,$(1))),$(B)/ppo --config $(C)/ppo.yaml --init $(D)/v$(1)/rs/ckpt --rm-helpfulness $(D)/v$(1)/rm_helpfulness/ckpt --rm-safety $(D)/v$(1)/rm_safety/ckpt --db $(DB) --iteration $(1) --set train.iterations=$(call knob,ppo_iterations,$(1)) $(T) --out $(D)/v$(1)/ppo $$(call resume,$(D)/v$(1)/ppo),@echo "v$(1): no PPO in this iteration")
+	touch $$@
+
+# PPO's starting point (the rejection-sampling model), evaluated the same way: the report compares the two.
+$(D)/v$(1)/eval_rs.done: $(D)/v$(1)/done $(D)/v0/eval.done
+	$(if $(filter-out 0,$(call knob,ppo_iterations,$(1))),EVAL_TAG=rs sh scripts/demo/eval.sh $(DEMO) $(1) $(D)/v$(1)/rs/ckpt $(D)/v$(1)/rm_helpfulness/ckpt $(D)/v$(1)/rm_safety/ckpt,@echo "v$(1): no PPO in this iteration")
 	touch $$@
 
 $(D)/v$(1)/eval.done: $(D)/v$(1)/done $(D)/v0/eval.done
@@ -148,6 +156,6 @@ $(D)/gatt_eval.done: $(D)/v5/done
 	$(B)/gatt_augment eval --config $(C)/gatt.yaml $(foreach v,0 1 2 3 4 5,--model $(call policy,$(v)) --label v$(v)) --db $(DB) --iteration 5 $(T) --out $(D)/gatt_eval $(D)/gatt_test.jsonl > $(D)/gatt_eval.txt
 	touch $@
 
-$(D)/report.md: $(foreach v,0 1 2 3 4 5,$(D)/v$(v)/eval.done) $(D)/gatt_eval.done scripts/report.sh
+$(D)/report.md: $(foreach v,0 1 2 3 4 5,$(D)/v$(v)/eval.done) $(foreach v,1 2 3 4 5,$(D)/v$(v)/eval_rs.done) $(D)/gatt_eval.done scripts/report.sh
 	sh scripts/report.sh $(D) > $@.tmp && mv $@.tmp $@
 	@echo "report: $@"
