@@ -27,7 +27,15 @@ THREADS=${THREADS:-2}
 PRETRAIN_STEPS=${PRETRAIN_STEPS:-300}
 RM_EPOCHS=${RM_EPOCHS:-3}
 RM_LR=${RM_LR:-1e-4}
+RM_WD=${RM_WD:-0.1}
+RM_SEQ=${RM_SEQ:-0}
+RM_MARGIN=${RM_MARGIN:-none}
 VOCAB=${VOCAB:-1024}
+DIM=${DIM:-96}
+HIDDEN=${HIDDEN:-256}
+LAYERS=${LAYERS:-3}
+CTX=${CTX:-192}
+TURN_DOCS=${TURN_DOCS:-0}
 [ $# -gt 0 ] || set -- ../shared/data/hh-rlhf/harmless-base/test.jsonl.gz
 for f in "$@"; do [ -r "$f" ] || { echo "hh_rm: cannot read $f" >&2; exit 2; }; done
 for p in prefs_db tokenizer_train sft rm_train; do
@@ -61,10 +69,11 @@ log "$(wc -l <"$OUT/train.jsonl") training pairs, $(wc -l <"$OUT/test.jsonl") he
 # ---- 2. tokenizer and pretraining on the training transcripts ------------------------------------
 # One document per transcript (dialogue + chosen, dialogue + rejected), blank lines inside turns
 # squeezed so that sft --pretrain (documents end at a blank line) keeps each transcript whole.
-python3 - "$OUT/train.jsonl" >"$OUT/transcripts.txt" <<'EOF'
+python3 - "$OUT/train.jsonl" "$TURN_DOCS" >"$OUT/transcripts.txt" <<'EOF'
 import json, re, sys
 def clean(s):
     return re.sub(r"\s*\n\s*", "\n", s.strip())
+turn_docs = sys.argv[2] == "1"
 for line in open(sys.argv[1], encoding="utf-8"):
     r = json.loads(line)
     turns = r["prompt"]["dialogue"]
@@ -72,12 +81,18 @@ for line in open(sys.argv[1], encoding="utf-8"):
         parts = []
         for i, t in enumerate(turns + [{"role": "assistant", "content": answer}]):
             parts.append(("[INST] %s [/INST]" if t["role"] == "user" else "%s") % clean(t["content"]))
-        print(" ".join(parts) + "\n")
+        if turn_docs:
+            # one document (BOS ... EOS) per exchange, "[INST] user [/INST] answer ", as the chat template
+            # encodes each turn; packing keeps a transcript's turns in order, one after the other
+            for i in range(0, len(parts), 2):
+                print(" ".join(parts[i:i + 2]) + " \n")
+        else:
+            print(" ".join(parts) + "\n")
 EOF
 "$BIN/tokenizer_train" --vocab "$VOCAB" --out "$OUT/tok.bin" "$OUT/transcripts.txt" >/dev/null
 cat >"$OUT/pretrain.yaml" <<EOF
-model: {dim: 96, hidden_dim: 256, n_layers: 3, n_heads: 4, n_kv_heads: 4, vocab_size: $VOCAB, max_seq_len: 192}
-train: {seq_len: 192, batch_size: 16, steps: $PRETRAIN_STEPS, lr: 1.0e-3, warmup: 30, lr_floor: 0.1, eval_every: 0, log_every: 10}
+model: {dim: $DIM, hidden_dim: $HIDDEN, n_layers: $LAYERS, n_heads: 4, n_kv_heads: 4, vocab_size: $VOCAB, max_seq_len: $CTX}
+train: {seq_len: $CTX, batch_size: 16, steps: $PRETRAIN_STEPS, lr: 1.0e-3, warmup: 30, lr_floor: 0.1, eval_every: ${PRETRAIN_EVAL_EVERY:-0}, log_every: 10}
 data: {eval_fraction: 0.02}
 EOF
 t0=$(date +%s)
@@ -91,7 +106,8 @@ for seed in $SEEDS; do
     t0=$(date +%s)
     "$BIN/rm_train" --kind safety --config configs/rm_train.yaml --init "$OUT/base/ckpt" --db "$db" \
         --threads "$THREADS" --seed "$seed" --set train.epochs="$RM_EPOCHS" --set train.lr="$RM_LR" \
-        --set train.batch_size=16 --set data.other_share=0 --set loss.margin=none \
+        --set train.batch_size=16 --set data.other_share=0 --set loss.margin="$RM_MARGIN" \
+        --set train.weight_decay="$RM_WD" --set train.seq_len="$RM_SEQ" \
         --out "$OUT/rm_$seed" >"$OUT/rm_$seed.out" 2>"$OUT/rm_$seed.log"
     log "seed $seed: $(cat "$OUT/rm_$seed.out") ($(( $(date +%s) - t0 )) s)"
     "$BIN/rm_train" eval --model "$OUT/rm_$seed/ckpt" --db "$db" --threads "$THREADS" >"$OUT/eval_$seed.txt" 2>>"$OUT/rm_$seed.log"
