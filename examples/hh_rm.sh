@@ -5,8 +5,10 @@
 #
 # 1. import the comparisons into a fresh store (dimension safety) and split them 80/20 by prompt with
 #    prefs_db split (a hash of the dialogue: deterministic, no dialogue on both sides);
-# 2. train a BPE tokenizer and pretrain a small Llama (0.53M parameters: the machine this was written on was shared) on the training
-#    transcripts only, in the chat template's words ("[INST] user [/INST] answer ...");
+# 2. train a BPE tokenizer and pretrain a small Llama (1.05M parameters: dim 128, 4 layers, context
+#    256) on the training transcripts only, in the chat template's shape: one document (BOS ... EOS)
+#    per exchange "[INST] user [/INST] answer ", packed in order, so that the LM has seen the
+#    </s><s> between turns and the EOS on which the reward model reads its score;
 # 3. train a safety reward model from it with rm_train, once per seed in SEEDS;
 # 4. report held-out accuracy (with standard errors) beside two baselines fitted on the same training
 #    pairs: "the shorter answer wins" and a bag-of-words logistic regression, and the accuracy on the
@@ -17,25 +19,27 @@
 # again: the "held-out" numbers it prints are validation numbers.
 #
 # Environment: OUT (default runs/hh_rm), BIN (default build/bin), SEEDS (default "1 2"),
-# THREADS (default 2), PRETRAIN_STEPS, RM_EPOCHS, RM_LR: override the settings below. KEEP=1 keeps
-# the store, split and pretrained model of an earlier run in OUT and trains the reward models again.
+# THREADS (default 2), and the settings below: PRETRAIN_STEPS, DIM, HIDDEN, LAYERS, CTX (the LM),
+# TURN_DOCS (0: one pretraining document per whole transcript, as before), RM_EPOCHS, RM_LR, RM_WD,
+# RM_MARGIN, RM_SEQ (the reward model; see docs/rm_train.md for what was tried). KEEP=1 keeps the
+# store, split and pretrained model of an earlier run in OUT and trains the reward models again.
 set -eu
 BIN=${BIN:-build/bin}
 OUT=${OUT:-runs/hh_rm}
 SEEDS=${SEEDS:-"1 2"}
 THREADS=${THREADS:-2}
-PRETRAIN_STEPS=${PRETRAIN_STEPS:-300}
+PRETRAIN_STEPS=${PRETRAIN_STEPS:-1000}
 RM_EPOCHS=${RM_EPOCHS:-3}
 RM_LR=${RM_LR:-1e-4}
 RM_WD=${RM_WD:-0.1}
 RM_SEQ=${RM_SEQ:-0}
 RM_MARGIN=${RM_MARGIN:-none}
 VOCAB=${VOCAB:-1024}
-DIM=${DIM:-96}
-HIDDEN=${HIDDEN:-256}
-LAYERS=${LAYERS:-3}
-CTX=${CTX:-192}
-TURN_DOCS=${TURN_DOCS:-0}
+DIM=${DIM:-128}
+HIDDEN=${HIDDEN:-344}
+LAYERS=${LAYERS:-4}
+CTX=${CTX:-256}
+TURN_DOCS=${TURN_DOCS:-1}
 [ $# -gt 0 ] || set -- ../shared/data/hh-rlhf/harmless-base/test.jsonl.gz
 for f in "$@"; do [ -r "$f" ] || { echo "hh_rm: cannot read $f" >&2; exit 2; }; done
 for p in prefs_db tokenizer_train sft rm_train; do
@@ -92,7 +96,7 @@ EOF
 "$BIN/tokenizer_train" --vocab "$VOCAB" --out "$OUT/tok.bin" "$OUT/transcripts.txt" >/dev/null
 cat >"$OUT/pretrain.yaml" <<EOF
 model: {dim: $DIM, hidden_dim: $HIDDEN, n_layers: $LAYERS, n_heads: 4, n_kv_heads: 4, vocab_size: $VOCAB, max_seq_len: $CTX}
-train: {seq_len: $CTX, batch_size: 16, steps: $PRETRAIN_STEPS, lr: 1.0e-3, warmup: 30, lr_floor: 0.1, eval_every: ${PRETRAIN_EVAL_EVERY:-0}, log_every: 10}
+train: {seq_len: $CTX, batch_size: 16, steps: $PRETRAIN_STEPS, lr: 1.0e-3, warmup: 30, lr_floor: 0.1, eval_every: 100, log_every: 10}
 data: {eval_fraction: 0.02}
 EOF
 t0=$(date +%s)
