@@ -54,7 +54,7 @@ help:
 	@echo "make valgrind    a short training run (3 AdamW steps) and the store tests under valgrind's leak checker"
 	@echo "make bench       rlhf.c against the PyTorch reference (creates .venv with torch on first use)"
 	@echo "make check-interop  checkpoints vs transformers, both ways (creates .venv with transformers; not in CI)"
-	@echo "make hh-rm       a safety reward model on hh-rlhf harmless-base beside two baselines (about 25 min; not in CI)"
+	@echo "make hh-rm       a safety reward model on hh-rlhf harmless-base beside two baselines (about 35 min; not in CI)"
 	@echo "make clean       remove build/ and build-debug/"
 	@echo "variables: CC CFLAGS BUILD OPENBLAS_DIR THREADS (bench thread count)"
 

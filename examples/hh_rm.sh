@@ -5,8 +5,10 @@
 #
 # 1. import the comparisons into a fresh store (dimension safety) and split them 80/20 by prompt with
 #    prefs_db split (a hash of the dialogue: deterministic, no dialogue on both sides);
-# 2. train a BPE tokenizer and pretrain a small Llama (0.53M parameters: the machine this was written on was shared) on the training
-#    transcripts only, in the chat template's words ("[INST] user [/INST] answer ...");
+# 2. train a BPE tokenizer and pretrain a small Llama (1.05M parameters: dim 128, 4 layers, context
+#    256) on the training transcripts only, in the chat template's shape: one document (BOS ... EOS)
+#    per exchange "[INST] user [/INST] answer ", packed in order, so that the LM has seen the
+#    </s><s> between turns and the EOS on which the reward model reads its score;
 # 3. train a safety reward model from it with rm_train, once per seed in SEEDS;
 # 4. report held-out accuracy (with standard errors) beside two baselines fitted on the same training
 #    pairs: "the shorter answer wins" and a bag-of-words logistic regression, and the accuracy on the
@@ -17,17 +19,27 @@
 # again: the "held-out" numbers it prints are validation numbers.
 #
 # Environment: OUT (default runs/hh_rm), BIN (default build/bin), SEEDS (default "1 2"),
-# THREADS (default 2), PRETRAIN_STEPS, RM_EPOCHS, RM_LR: override the settings below. KEEP=1 keeps
-# the store, split and pretrained model of an earlier run in OUT and trains the reward models again.
+# THREADS (default 2), and the settings below: PRETRAIN_STEPS, DIM, HIDDEN, LAYERS, CTX (the LM),
+# TURN_DOCS (0: one pretraining document per whole transcript, as before), RM_EPOCHS, RM_LR, RM_WD,
+# RM_MARGIN, RM_SEQ (the reward model; see docs/rm_train.md for what was tried). KEEP=1 keeps the
+# store, split and pretrained model of an earlier run in OUT and trains the reward models again.
 set -eu
 BIN=${BIN:-build/bin}
 OUT=${OUT:-runs/hh_rm}
 SEEDS=${SEEDS:-"1 2"}
 THREADS=${THREADS:-2}
-PRETRAIN_STEPS=${PRETRAIN_STEPS:-300}
+PRETRAIN_STEPS=${PRETRAIN_STEPS:-1000}
 RM_EPOCHS=${RM_EPOCHS:-3}
 RM_LR=${RM_LR:-1e-4}
+RM_WD=${RM_WD:-0.1}
+RM_SEQ=${RM_SEQ:-0}
+RM_MARGIN=${RM_MARGIN:-none}
 VOCAB=${VOCAB:-1024}
+DIM=${DIM:-128}
+HIDDEN=${HIDDEN:-344}
+LAYERS=${LAYERS:-4}
+CTX=${CTX:-256}
+TURN_DOCS=${TURN_DOCS:-1}
 [ $# -gt 0 ] || set -- ../shared/data/hh-rlhf/harmless-base/test.jsonl.gz
 for f in "$@"; do [ -r "$f" ] || { echo "hh_rm: cannot read $f" >&2; exit 2; }; done
 for p in prefs_db tokenizer_train sft rm_train; do
@@ -61,10 +73,11 @@ log "$(wc -l <"$OUT/train.jsonl") training pairs, $(wc -l <"$OUT/test.jsonl") he
 # ---- 2. tokenizer and pretraining on the training transcripts ------------------------------------
 # One document per transcript (dialogue + chosen, dialogue + rejected), blank lines inside turns
 # squeezed so that sft --pretrain (documents end at a blank line) keeps each transcript whole.
-python3 - "$OUT/train.jsonl" >"$OUT/transcripts.txt" <<'EOF'
+python3 - "$OUT/train.jsonl" "$TURN_DOCS" >"$OUT/transcripts.txt" <<'EOF'
 import json, re, sys
 def clean(s):
     return re.sub(r"\s*\n\s*", "\n", s.strip())
+turn_docs = sys.argv[2] == "1"
 for line in open(sys.argv[1], encoding="utf-8"):
     r = json.loads(line)
     turns = r["prompt"]["dialogue"]
@@ -72,12 +85,18 @@ for line in open(sys.argv[1], encoding="utf-8"):
         parts = []
         for i, t in enumerate(turns + [{"role": "assistant", "content": answer}]):
             parts.append(("[INST] %s [/INST]" if t["role"] == "user" else "%s") % clean(t["content"]))
-        print(" ".join(parts) + "\n")
+        if turn_docs:
+            # one document (BOS ... EOS) per exchange, "[INST] user [/INST] answer ", as the chat template
+            # encodes each turn; packing keeps a transcript's turns in order, one after the other
+            for i in range(0, len(parts), 2):
+                print(" ".join(parts[i:i + 2]) + " \n")
+        else:
+            print(" ".join(parts) + "\n")
 EOF
 "$BIN/tokenizer_train" --vocab "$VOCAB" --out "$OUT/tok.bin" "$OUT/transcripts.txt" >/dev/null
 cat >"$OUT/pretrain.yaml" <<EOF
-model: {dim: 96, hidden_dim: 256, n_layers: 3, n_heads: 4, n_kv_heads: 4, vocab_size: $VOCAB, max_seq_len: 192}
-train: {seq_len: 192, batch_size: 16, steps: $PRETRAIN_STEPS, lr: 1.0e-3, warmup: 30, lr_floor: 0.1, eval_every: 0, log_every: 10}
+model: {dim: $DIM, hidden_dim: $HIDDEN, n_layers: $LAYERS, n_heads: 4, n_kv_heads: 4, vocab_size: $VOCAB, max_seq_len: $CTX}
+train: {seq_len: $CTX, batch_size: 16, steps: $PRETRAIN_STEPS, lr: 1.0e-3, warmup: 30, lr_floor: 0.1, eval_every: 100, log_every: 10}
 data: {eval_fraction: 0.02}
 EOF
 t0=$(date +%s)
@@ -91,7 +110,8 @@ for seed in $SEEDS; do
     t0=$(date +%s)
     "$BIN/rm_train" --kind safety --config configs/rm_train.yaml --init "$OUT/base/ckpt" --db "$db" \
         --threads "$THREADS" --seed "$seed" --set train.epochs="$RM_EPOCHS" --set train.lr="$RM_LR" \
-        --set train.batch_size=16 --set data.other_share=0 --set loss.margin=none \
+        --set train.batch_size=16 --set data.other_share=0 --set loss.margin="$RM_MARGIN" \
+        --set train.weight_decay="$RM_WD" --set train.seq_len="$RM_SEQ" \
         --out "$OUT/rm_$seed" >"$OUT/rm_$seed.out" 2>"$OUT/rm_$seed.log"
     log "seed $seed: $(cat "$OUT/rm_$seed.out") ($(( $(date +%s) - t0 )) s)"
     "$BIN/rm_train" eval --model "$OUT/rm_$seed/ckpt" --db "$db" --threads "$THREADS" >"$OUT/eval_$seed.txt" 2>>"$OUT/rm_$seed.log"
