@@ -7,7 +7,8 @@
 #   - one evaluation row per version V0..V5: helpfulness, violation, false refusals and win rates in
 #     [0, 1], KL finite; V0 against itself: win rates exactly 1/2 and KL ~ 0 (the same model);
 #   - reward-model accuracies in [0, 1] with at least one test pair; best of N: max >= median, and the
-#     max never falls as N grows; PPO's logged metrics finite, its KL (k3) never negative.
+#     max never falls as N grows; PPO's logged metrics finite, its KL (k3) never negative; for each
+#     iteration with PPO, one finite, in-range evaluation of its starting point (eval_rs.tsv).
 # Exit 0 when all hold, 1 with one line per failure otherwise.
 set -eu
 [ $# -eq 1 ] || { echo "usage: check_report.sh RUN_DIR" >&2; exit 2; }
@@ -59,6 +60,15 @@ for m in "$R"/v*/ppo/metrics.tsv; do
     [ -f "$m" ] || continue
     awk -F'\t' 'NR > 1 && ($3 ~ /nan|inf/ || $3 != $3 + 0) { print FILENAME ": " $0; bad = 1 }
         $2 == "kl" && $3 < 0 { print FILENAME ": negative KL " $0; bad = 1 } END { exit bad }' "$m" >&2 || bad=1
+done
+
+# eval_rs.tsv: PPO's starting point, evaluated like every version (iteration, helpfulness, violations,
+# false refusals, KL/answer): one finite, in-range row per iteration that ran PPO
+for d in "$R"/v*/ppo; do
+    [ -d "$d" ] || continue
+    v=$(basename "$(dirname "$d")" | tr -d v)
+    awk -F'\t' -v v="$v" '$1 == v { n++; for (i = 2; i <= 5; i++) if ($i ~ /nan|inf/ || $i == "" || (i < 5 && ($i < 0 || $i > 1))) bad = 1 }
+        END { if (n != 1 || bad) { printf "V%s ran PPO: no valid evaluation of its starting point\n", v; exit 1 } }' "$P/eval_rs.tsv" >&2 || bad=1
 done
 
 [ $bad -eq 0 ] && echo "check_report: $R/report.md: all numbers finite and in range"
