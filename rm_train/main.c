@@ -31,6 +31,7 @@
 #define K(k, t, f, d, lo, hi, h) {.key = k, .type = t, .offset = offsetof(RmCfg, f), .def = d, .min = lo, .max = hi, .help = h}
 const ConfigKey RM_SCHEMA[] = {
     K("train.batch_size", CONFIG_INT, batch_size, "8", 1, 1 << 16, "pairs per micro-batch (each pair is two sequences)"),
+    K("train.group_by_length", CONFIG_INT, group_by_length, "32", 0, 1 << 20, "sort each window of this many shuffled batches by length: less padding (0 = plain shuffle)"),
     K("train.grad_accum", CONFIG_INT, grad_accum, "1", 1, 1 << 16, "micro-batches per optimizer step"),
     K("train.epochs", CONFIG_INT, epochs, "1", 1, 1 << 20, "passes over the training pairs (Llama 2: 1; more overfits)"),
     K("train.max_steps", CONFIG_INT, max_steps, "0", 0, (double)(1LL << 40), "optimizer steps (0 = from epochs)"),
@@ -53,6 +54,7 @@ const ConfigKey RM_SCHEMA[] = {
      .choices = "none|small|large|custom", .help = "margin m(rating): small {0,1/3,2/3,1}, large {0,1,2,3} for ratings 0..3 (Llama 2 Table 27)"},
     K("loss.margin_custom", CONFIG_NUMLIST, margin_custom, "[0, 0.5, 1, 2]", -100, 100, "the 4 margins of ratings 0..3 when loss.margin is custom"),
     K("data.other_share", CONFIG_FLOAT, other_share, "-1", -1, 0.95, "share of the training pairs taken from the other dimension (-1 = Llama 2: 0.5 for helpfulness, 0.1 for safety)"),
+    K("data.min_rating", CONFIG_INT, min_rating, "0", 0, 3, "train only on comparisons rated this or more (0 = all, as Llama 2; 1 drops negligibly better/unsure)"),
     K("data.split", CONFIG_STRING, split, "train", 0, 0, "comparisons of this split train the model"),
     K("data.eval_split", CONFIG_STRING, eval_split, "test", 0, 0, "comparisons of this split are evaluated by eval"),
     K("data.iteration", CONFIG_INT, iteration, "-1", -1, (double)INT64_MAX, "only comparisons of this iteration (-1 = all)"),

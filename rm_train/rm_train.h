@@ -18,7 +18,7 @@
 #define RM_TRAIN_VERSION "0.1.0"
 
 typedef struct {
-    int64_t batch_size, grad_accum, epochs, max_steps, warmup_min, seq_len, save_every, log_every, seed;
+    int64_t batch_size, group_by_length, min_rating, grad_accum, epochs, max_steps, warmup_min, seq_len, save_every, log_every, seed;
     double lr, warmup_frac, lr_floor, weight_decay, beta1, beta2, eps, grad_clip, score_init_std, progress_interval;
     char *margin;
     ConfigNumList margin_custom;

@@ -12,7 +12,9 @@
  * encoded as the reward model reads it (reward.h).
  *
  * The loop, per optimizer step: grad_accum micro-batches of B pairs in a seeded order that changes each
- * epoch; each micro-batch is one (2B, T) forward — chosen rows first, rejected rows after — then the
+ * epoch (with train.group_by_length = G, the shuffled pairs are cut into windows of G batches, each
+ * window sorted by length and its batches shuffled again: every pair still once per epoch, the batches
+ * of similar lengths, so that less of each (2B, T) forward is padding); each micro-batch is one (2B, T) forward — chosen rows first, rejected rows after — then the
  * ranking loss -log sigmoid(r_c - r_r - m(rating)) on the 2B scores read at the last tokens, and one
  * backward (reward_pairs_step); then optim_finish_grads (clip), the learning rate (linear warm-up over
  * train.warmup_frac of the steps, at least train.warmup_min, then cosine to lr_floor * lr), AdamW.
@@ -28,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batching.h"
 #include "ckpt.h"
 #include "optim.h"
 #include "reward.h"
@@ -44,6 +47,7 @@ typedef struct {
     int64_t n_main;          /* pairs[0..n_main) are of --kind, the rest the other dimension's */
     int64_t step, epoch, pos, seen;
     uint32_t *perm;          /* order of the current epoch */
+    uint32_t *lens;          /* per pair: the longer of its two fitted sequences */
     int64_t perm_epoch;
     Rng rng;                 /* seeded by train.seed; forked per use */
     int32_t *tokens;         /* (2B, Tmax) */
@@ -51,6 +55,7 @@ typedef struct {
     float *margins;          /* (B) */
     float margin_table[4];
     int B, Tmax;
+    int64_t group;           /* train.group_by_length: batches per length-sorted window (0 = off) */
     char *config_text;
     uint64_t fingerprint;
     double last_loss, last_acc;
@@ -98,12 +103,27 @@ static Err load_init(Trainer *tr, const char *dir, const RmCfg *c) {
 
 /* ---- the data ------------------------------------------------------------------------------------- */
 
-static void shuffle(uint32_t *v, int64_t n, Rng *r) {
-    for (int64_t i = n - 1; i > 0; i--) {
-        uint32_t j = rng_below(r, (uint32_t)(i + 1)), t = v[i];
-        v[i] = v[j];
-        v[j] = t;
+/* The order of epoch `epoch`, a function of the seed, the epoch and the data alone (so --resume
+ * rebuilds it): a shuffle, then train.group_by_length windows sorted by each pair's longer sequence. */
+static void order_epoch(Trainer *tr, int64_t epoch) {
+    for (int64_t i = 0; i < tr->pairs.n; i++) tr->perm[i] = (uint32_t)i;
+    Rng r = rng_fork(&tr->rng, 1000 + (uint64_t)epoch);
+    batching_shuffle(tr->perm, tr->pairs.n, &r);
+    batching_group_by_length(tr->perm, tr->pairs.n, tr->lens, tr->B, tr->group, &r);
+}
+
+/* Keeps the pairs rated min_rating or more (store order); frees the others. */
+static void keep_rated(RmPairs *p, int64_t min_rating) {
+    int64_t k = 0;
+    for (int64_t i = 0; i < p->n; i++) {
+        if (p->v[i].rating >= min_rating) {
+            p->v[k++] = p->v[i];
+        } else {
+            token_list_free(&p->v[i].ids[0]);
+            token_list_free(&p->v[i].ids[1]);
+        }
     }
+    p->n = k;
 }
 
 /* The --kind pairs, then a seeded subset of the other dimension's so that they are `share` of the mix. */
@@ -112,16 +132,18 @@ static Err load_data(Trainer *tr, Store *db, const char *kind, const RmCfg *c) {
     double share = c->other_share >= 0 ? c->other_share : strcmp(kind, "safety") == 0 ? 0.1 : 0.5;
     Err rc = rm_pairs_load(&tr->pairs, db, &tr->tok, c->split, kind, c->iteration);
     if (rc) return rc;
+    keep_rated(&tr->pairs, c->min_rating);
     tr->n_main = tr->pairs.n;
     if (share <= 0 || tr->n_main == 0) return ERR_OK;
     RmPairs other = {0};
     if ((rc = rm_pairs_load(&other, db, &tr->tok, c->split, other_kind, c->iteration))) return rc;
+    keep_rated(&other, c->min_rating);
     int64_t want = llround((double)tr->n_main * share / (1.0 - share));
     if (want > other.n) want = other.n;
     uint32_t *idx = xmalloc(sizeof *idx * (size_t)(other.n ? other.n : 1));
     for (int64_t i = 0; i < other.n; i++) idx[i] = (uint32_t)i;
     Rng r = rng_fork(&tr->rng, 2);
-    shuffle(idx, other.n, &r);
+    batching_shuffle(idx, other.n, &r);
     uint8_t *take = xcalloc((size_t)(other.n ? other.n : 1), 1);
     for (int64_t i = 0; i < want; i++) take[idx[i]] = 1;
     /* Move the chosen ones over in store order; the rest are freed with `other`. */
@@ -157,7 +179,8 @@ static uint64_t fingerprint(const RmPairs *p, int Tmax) {
 }
 
 /* The next B pairs in the epoch's order into (2B, T) rows; returns T. */
-static int next_batch(Trainer *tr) {
+/* Fills the next micro-batch; returns its T and adds its unpadded token count to *real. */
+static int next_batch(Trainer *tr, int64_t *real) {
     const int B = tr->B;
     const RmPair *batch[B];
     for (int b = 0; b < B; b++) {
@@ -166,9 +189,7 @@ static int next_batch(Trainer *tr) {
             tr->pos = 0;
         }
         if (tr->perm_epoch != tr->epoch) {
-            for (int64_t i = 0; i < tr->pairs.n; i++) tr->perm[i] = (uint32_t)i;
-            Rng r = rng_fork(&tr->rng, 1000 + (uint64_t)tr->epoch);
-            shuffle(tr->perm, tr->pairs.n, &r);
+            order_epoch(tr, tr->epoch);
             tr->perm_epoch = tr->epoch;
         }
         batch[b] = &tr->pairs.v[tr->perm[tr->pos++]];
@@ -178,6 +199,7 @@ static int next_batch(Trainer *tr) {
         for (int s = 0; s < 2; s++) {
             int f = reward_fit((int)batch[b]->ids[s].n, tr->Tmax);
             if (f > T) T = f;
+            *real += f;
         }
     for (int b = 0; b < B; b++) {
         for (int s = 0; s < 2; s++) {
@@ -257,6 +279,7 @@ int rm_train_run(const RmOpts *o, RmCfg *c) {
     if ((rc = load_init(&tr, from, c))) goto done;
     have_model = true;
     tr.B = (int)c->batch_size;
+    tr.group = c->group_by_length;
     tr.Tmax = c->seq_len > 0 ? (int)c->seq_len : tr.m.cfg.max_seq_len;
     if (tr.Tmax > tr.m.cfg.max_seq_len) {
         rc = err_set(ERR_INPUT, "train.seq_len %d exceeds the model's max_seq_len %d", tr.Tmax, tr.m.cfg.max_seq_len);
@@ -305,6 +328,11 @@ int rm_train_run(const RmOpts *o, RmCfg *c) {
     tr.last = xmalloc(sizeof *tr.last * (size_t)2 * tr.B);
     tr.margins = xmalloc(sizeof *tr.margins * (size_t)tr.B);
     tr.perm = xmalloc(sizeof *tr.perm * (size_t)tr.pairs.n);
+    tr.lens = xmalloc(sizeof *tr.lens * (size_t)tr.pairs.n);
+    for (int64_t i = 0; i < tr.pairs.n; i++) {
+        int a = reward_fit((int)tr.pairs.v[i].ids[0].n, tr.Tmax), b = reward_fit((int)tr.pairs.v[i].ids[1].n, tr.Tmax);
+        tr.lens[i] = (uint32_t)(a > b ? a : b);
+    }
     LrSchedule sched = {.kind = LR_COSINE, .peak = (float)c->lr, .warmup = warmup, .total = total,
                         .floor_frac = (float)c->lr_floor};
     AdamWConfig acfg = {(float)c->beta1, (float)c->beta2, (float)c->eps, (float)c->weight_decay};
@@ -319,9 +347,9 @@ int rm_train_run(const RmOpts *o, RmCfg *c) {
     while (tr.step < total) {
         model_zero_grads(&tr.m);
         double loss = 0;
-        int64_t correct = 0, tokens = 0;
+        int64_t correct = 0, tokens = 0, real = 0;
         for (int64_t a = 0; a < c->grad_accum; a++) {
-            int T = next_batch(&tr), ok;
+            int T = next_batch(&tr, &real), ok;
             loss += reward_pairs_step(&tr.m, tr.tokens, tr.last, tr.margins, tr.B, T, scale, &ok, NULL, NULL);
             correct += ok;
             tokens += 2 * (int64_t)tr.B * T;
@@ -341,7 +369,8 @@ int rm_train_run(const RmOpts *o, RmCfg *c) {
         if (tr.step % c->log_every == 0 || tr.step == total) {
             if ((rc = trainlog_metric(&log, tr.step, "loss", loss)) ||
                 (rc = trainlog_metric(&log, tr.step, "acc", tr.last_acc)) ||
-                (rc = trainlog_metric(&log, tr.step, "lr", lr)) || (rc = trainlog_metric(&log, tr.step, "grad_norm", norm)))
+                (rc = trainlog_metric(&log, tr.step, "lr", lr)) || (rc = trainlog_metric(&log, tr.step, "grad_norm", norm)) ||
+                (rc = trainlog_metric(&log, tr.step, "padding", 1.0 - (double)real / (double)tokens)))
                 break;
         }
         trainlog_progress(&prog, tr.step, tokens, loss, lr);
@@ -383,6 +412,7 @@ cleanup:
     free(tr.last);
     free(tr.margins);
     free(tr.perm);
+    free(tr.lens);
     rm_pairs_free(&tr.pairs);
     if (have_opt) adamw_free(&tr.opt);
     if (have_model) {

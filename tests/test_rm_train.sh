@@ -172,6 +172,20 @@ expect 2 "trains a helpfulness model, not safety" --kind safety --config configs
     --out "$W/rm2" --resume
 "$R" "$@" --out "$W/mix" --set train.max_steps=2 --set data.other_share=0 >/dev/null 2>"$W/err" || fail "no mix"
 grep -q "400 helpfulness pairs + 0 from" "$W/err" || fail "other_share=0: $(cat "$W/err")"
+# data.min_rating: only the comparisons rated that or more train (eval still reads them all)
+n1=$(sqlite3 "$db" "select count(*) from comparisons where split = 'train' and dimension = 'helpfulness' and rating >= 1")
+[ "$n1" -gt 0 ] && [ "$n1" -lt 400 ] || fail "planted ratings: $n1 of 400 rated 1 or more"
+"$R" "$@" --out "$W/mr" --set train.max_steps=2 --set data.other_share=0 --set data.min_rating=1 >/dev/null 2>"$W/err" ||
+    fail "min_rating: $(cat "$W/err")"
+grep -q "$n1 helpfulness pairs + 0 from" "$W/err" || fail "min_rating=1 should keep $n1 pairs: $(cat "$W/err")"
+expect 2 "data.min_rating" "$@" --out "$W/x" --set data.min_rating=4
+# group_by_length: the logged padding share is lower than with plain shuffled batches
+for g in 0 32; do
+    "$R" "$@" --out "$W/g$g" --set train.max_steps=20 --set train.group_by_length=$g >/dev/null 2>&1 || fail "group $g"
+done
+pad() { awk -F'\t' '$2 == "padding" { s += $3; n++ } END { if (n != 20) exit 1; printf "%.4f\n", s / n }' "$1"; }
+p0=$(pad "$W/g0/metrics.tsv") && p32=$(pad "$W/g32/metrics.tsv") || fail "20 padding lines expected"
+awk -v a="$p0" -v b="$p32" 'BEGIN { exit !(b < a / 2) }' || fail "grouped padding $p32 not below half of $p0"
 for m in none large custom; do
     "$R" "$@" --out "$W/m_$m" --set train.max_steps=1 --set loss.margin=$m >/dev/null 2>&1 || fail "margin $m"
 done
