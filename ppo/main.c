@@ -33,6 +33,9 @@
  *     DIR/ckpt/        the policy: model, tokenizer, AdamW state, trainer_state.json
  *     DIR/value/       the value model and its AdamW state
  *     DIR/best/        the policy of the best held-out reward (when there is a held-out set)
+ * With --rollouts FILE, every rollout answer goes to FILE as a response record (prompt, text, iteration,
+ * reward, reward_helpful, reward_safety, safety_used): an outside judge (toyworld score, a person) can
+ * then check that what the reward models reward is what it should be.
  * Checkpoints are written every save_every iterations, at a stop request, at --stop-at and at the end.
  * `--resume` continues from them to the same result as an uninterrupted run: the trainer state keeps
  * the iteration, the data position, the reward-whitening statistics, beta and the early-stopping
@@ -155,6 +158,8 @@ static void usage(FILE *f) {
             "  --out DIR          run directory (required)\n"
             "  --resume           continue the run in DIR from DIR/ckpt and DIR/value (same command line)\n"
             "  --stop-at N        save resumable checkpoints after iteration N and exit 0\n"
+            "  --rollouts FILE    write every rollout answer with its rewards to FILE (JSONL response records,\n"
+            "                     the input of toyworld score; appended on --resume): to audit the reward\n"
             "  --fault-nan N      testing: poison the policy gradient at iteration N (the run must stop\n"
             "                     with exit 1 and keep its last good checkpoint)\n"
             "  --config FILE      YAML configuration (keys below)\n"
@@ -173,7 +178,7 @@ static void usage(FILE *f) {
 
 typedef struct {
     CliCommon cli; /* --db, --iteration, --config, --set, --seed, --threads, the inputs */
-    const char *init, *ref, *rm_help, *rm_safe, *value_init, *out;
+    const char *init, *ref, *rm_help, *rm_safe, *value_init, *out, *rollouts;
     bool resume;
     int64_t stop_at, fault_nan;
 } Opts;
@@ -185,6 +190,7 @@ static int parse_opts(int argc, char **argv, Opts *o) {
         {"rm-safety", required_argument, 0, 'S'},
         {"value-init", required_argument, 0, 'v'}, {"out", required_argument, 0, 'o'},
         {"resume", no_argument, 0, 'R'}, {"stop-at", required_argument, 0, 'A'}, {"fault-nan", required_argument, 0, 'N'},
+        {"rollouts", required_argument, 0, 'D'},
         CLI_OPTIONS_STORE, CLI_OPTIONS_COMMON, {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
@@ -203,6 +209,7 @@ static int parse_opts(int argc, char **argv, Opts *o) {
         case 'R': o->resume = true; break;
         case 'A': if ((rc = cli_int(PROG, "--stop-at", optarg, 1, &o->stop_at))) return rc; break;
         case 'N': if ((rc = cli_int(PROG, "--fault-nan", optarg, 1, &o->fault_nan))) return rc; break;
+        case 'D': o->rollouts = optarg; break;
         default: if ((rc = cli_common_opt(&o->cli, c, argv))) return rc;
         }
     }
@@ -358,6 +365,7 @@ typedef struct {
     char *config_text;
     int MB;         /* answers per minibatch */
     bool log_open;  /* the loop has started */
+    FILE *rollouts; /* --rollouts, or NULL */
     bool finished;  /* restored from a run that ended (all iterations, or early-stopped) */
     PpoScratch sc;
 } Trainer;
@@ -432,6 +440,25 @@ static Err score(Trainer *tr, const PpoCfg *c, Seq *s, int n) {
     free(txt);
     free(h);
     free(sf);
+    return rc;
+}
+
+/* --rollouts: one response record per answer (what toyworld score and the other JSONL readers take),
+ * with the iteration and what the reward models made of it. */
+static Err write_rollouts(FILE *f, const Seq *s, int n, int64_t iteration) {
+    Err rc = ERR_OK;
+    for (int i = 0; !rc && i < n; i++) {
+        json_t *prompt = json_pack("{s:O}", "dialogue", s[i].p->dialogue);
+        if (s[i].p->system) json_object_set_new(prompt, "system", json_string(s[i].p->system));
+        json_t *rec = json_pack("{s:s, s:o, s:s, s:I, s:f, s:f, s:f, s:b}", "type", "response", "prompt", prompt, "text",
+                                s[i].text, "iteration", (json_int_t)iteration, "reward", (double)s[i].r_c,
+                                "reward_helpful", (double)s[i].r_help, "reward_safety", (double)s[i].r_safe,
+                                "safety_used", s[i].used_safety);
+        ASSERT(rec);
+        rc = jsonl_write(f, rec);
+        json_decref(rec);
+    }
+    if (!rc && fflush(f) != 0) rc = err_set(ERR_RUNTIME, "--rollouts: write failed");
     return rc;
 }
 
@@ -704,6 +731,7 @@ static Err iteration(Trainer *tr, const PpoCfg *c, const Opts *o, IterStats *st)
 
     /* 4: the rewards; the logit of R_c (a logit already) whitened */
     rc = score(tr, c, s, n);
+    if (!rc && tr->rollouts) rc = write_rollouts(tr->rollouts, s, n, tr->iter + 1);
     float *sc = xmalloc((size_t)n * sizeof *sc);
     for (int i = 0; i < n; i++) sc[i] = s[i].r_c;
     if (!rc && strcmp(c->reward_whiten, "running") == 0) {
@@ -868,6 +896,10 @@ static int run(const Opts *o, PpoCfg *c) {
         if (rc) goto done;
     }
     if ((rc = trainlog_open(&log, o->out, o->resume ? tr.iter : -1, db, run_id))) goto done;
+    if (o->rollouts && !(tr.rollouts = fopen(o->rollouts, o->resume ? "a" : "w"))) {
+        rc = err_set(ERR_INPUT, "--rollouts %s: cannot open for writing", o->rollouts);
+        goto done;
+    }
     tr.log_open = true;
 
     /* scratch for one minibatch at the longest sequence the context allows */
@@ -942,6 +974,7 @@ static int run(const Opts *o, PpoCfg *c) {
 done:
     if (rc) fprintf(stderr, PROG ": %s\n", err_msg());
 cleanup:
+    if (tr.rollouts) fclose(tr.rollouts);
     trainlog_close(&log);
     trainer_free(&tr);
     if (db) store_close(db);

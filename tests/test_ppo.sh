@@ -98,6 +98,18 @@ awk -F'\t' '$2 == "kl_penalty" { p[$1] = $3 } $2 == "kl" { k[$1] = $3 } END { fo
     "$W/k/metrics.tsv" || fail "with kl.estimator=k3 the penalty's KL must be the logged KL"
 grep -q "eval_reward" "$W/k/metrics.tsv" && fail "an evaluation without held-out prompts"
 
+# ---- --rollouts: every rollout answer with its rewards, readable by toyworld score ----------------------
+"$P" "$@" --out "$W/r" --set train.iterations=2 --rollouts "$W/r.jsonl" "$W/train.jsonl" >/dev/null 2>"$W/err" ||
+    fail "--rollouts: $(cat "$W/err")"
+[ "$(grep -c '^{"type":"response","prompt":{"dialogue":.*"text":.*"reward_helpful":.*"reward_safety":' "$W/r.jsonl")" -eq 16 ] ||
+    fail "--rollouts: want 16 response records with their rewards: $(head -c 300 "$W/r.jsonl")"
+# the mean of the recorded rewards is the metrics' reward (the mean R_c of each iteration's answers)
+sed -n 's/.*"iteration":\([0-9]*\),"reward":\([-0-9.eE+]*\),.*/\1 \2/p' "$W/r.jsonl" |
+    awk '{ s[$1] += $2; n[$1]++ } END { for (i = 1; i <= 2; i++) printf "%d %.4f\n", i, s[i] / n[i] }' >"$W/r.got"
+awk -F'\t' '$2 == "reward" { printf "%d %.4f\n", $1, $3 }' "$W/r/metrics.tsv" >"$W/r.want"
+cmp -s "$W/r.want" "$W/r.got" || fail "--rollouts: rewards $(cat "$W/r.got"), metrics say $(cat "$W/r.want")"
+"$BIN/toyworld" score "$W/r.jsonl" >/dev/null 2>"$W/err" || fail "toyworld score cannot read the rollouts: $(cat "$W/err")"
+
 # ---- early stopping: an unchanged policy (lr 0) never beats its first held-out reward --------------------
 "$P" "$@" --out "$W/x" --set optim.lr=0 --set optim.value_lr=0 --set train.eval_every=1 --set early_stop.patience=1 \
     "$W/train.jsonl" "$W/test.jsonl" >/dev/null 2>"$W/err" || fail "early stopping: $(cat "$W/err")"
