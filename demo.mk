@@ -10,8 +10,8 @@
 #   v0/done                    sft on the demonstrations (V0, the SFT model)
 #   vN/annotated.done          generate 2 answers per prompt with V(N-1), `toyworld rate` compares them
 #   vN/red_team.done           (from V2 on) the same on adversarial and borderline train prompts
-#   vN/rm_helpfulness/done     rm_train: V1 from V0 on its comparisons; later from V(N-1)'s RM on the new
-#                              ones (rm_continue); rm_train eval on every test comparison (Table 8)
+#   vN/rm_helpfulness/done     rm_train: V1 from V0 on its comparisons; later from V(N-1)'s RM (rm_continue)
+#                              on every comparison so far (rm_data); rm_train eval on every test comparison (Table 8)
 #   vN/rm_safety/done
 #   vN/gatt.done               (from V3 on) gatt_augment synth: GAtt examples sampled from V(N-1)
 #   vN/rs.done                 rejection_sample best-of-K (pooled over iterations) -> sft -> vN/rs/ckpt
@@ -42,9 +42,10 @@ knob = $(strip $(or $(if $(2),$(call knob_in,$(1),$(C)/v$(2).yaml)),$(call knob_
 # The policy that version V ends with: PPO's when that iteration runs PPO, else the rejection-sampling fine-tune.
 policy = $(if $(filter 0,$(1)),$(D)/v0/ckpt,$(if $(filter-out 0,$(call knob,ppo_iterations,$(1))),$(D)/v$(1)/ppo/ckpt,$(D)/v$(1)/rs/ckpt))
 # Where reward model KIND of iteration V starts, and what it trains on: with rm_continue (from V2 on),
-# from V-1's reward model on V's new comparisons (the cost stays flat as comparisons pile up); else
-# from the current policy on every comparison so far. $(call rm_from,V,V-1,KIND)
-rm_from = $(if $(and $(filter-out 1,$(1)),$(filter-out 0,$(call knob,rm_continue,$(1)))),--init $(D)/v$(2)/rm_$(3)/ckpt --set data.iteration=$(1),--init $(call policy,$(2)))
+# from V-1's reward model, else from the current policy; with rm_data: all (as Llama 2) on every
+# comparison so far, with rm_data: new on V's new comparisons only (cheaper; the models forget what
+# earlier iterations taught them). $(call rm_from,V,V-1,KIND)
+rm_from = $(if $(and $(filter-out 1,$(1)),$(filter-out 0,$(call knob,rm_continue,$(1)))),--init $(D)/v$(2)/rm_$(3)/ckpt,--init $(call policy,$(2)))$(if $(filter new,$(call knob,rm_data,$(1))), --set data.iteration=$(1))
 # sft/rm_train/ppo continue an interrupted run from its last checkpoint.
 resume = $(if $(wildcard $(1)/ckpt/trainer_state.json),--resume)
 
