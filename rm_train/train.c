@@ -14,8 +14,8 @@
  * The loop, per optimizer step: grad_accum micro-batches of B pairs in a seeded order that changes each
  * epoch (with train.group_by_length = G, the shuffled pairs are cut into windows of G batches, each
  * window sorted by length and its batches shuffled again: every pair still once per epoch, the batches
- * of similar lengths, so that less of each (2B, T) forward is padding); each micro-batch is one (2B, T) forward — chosen rows first, rejected rows after — then the
- * ranking loss -log sigmoid(r_c - r_r - m(rating)) on the 2B scores read at the last tokens, and one
+ * of similar lengths, so that less of each forward is padding); each micro-batch is one (2B, T)
+ * forward — chosen rows first, rejected rows after — then the ranking loss -log sigmoid(r_c - r_r - m(rating)) on the 2B scores read at the last tokens, and one
  * backward (reward_pairs_step); then optim_finish_grads (clip), the learning rate (linear warm-up over
  * train.warmup_frac of the steps, at least train.warmup_min, then cosine to lr_floor * lr), AdamW.
  * The loss of a step is the mean over its B * grad_accum pairs.
@@ -178,8 +178,8 @@ static uint64_t fingerprint(const RmPairs *p, int Tmax) {
     return h;
 }
 
-/* The next B pairs in the epoch's order into (2B, T) rows; returns T. */
-/* Fills the next micro-batch; returns its T and adds its unpadded token count to *real. */
+/* The next B pairs in the epoch's order into (2B, T) rows; returns T and adds the rows' unpadded
+ * token count to *real. */
 static int next_batch(Trainer *tr, int64_t *real) {
     const int B = tr->B;
     const RmPair *batch[B];
