@@ -15,8 +15,9 @@
  * epoch (with train.group_by_length = G, the shuffled pairs are cut into windows of G batches, each
  * window sorted by length and its batches shuffled again: every pair still once per epoch, the batches
  * of similar lengths, so that less of each forward is padding); each micro-batch is one (2B, T)
- * forward — chosen rows first, rejected rows after — then the ranking loss -log sigmoid(r_c - r_r - m(rating)) on the 2B scores read at the last tokens, and one
- * backward (reward_pairs_step); then optim_finish_grads (clip), the learning rate (linear warm-up over
+ * forward — chosen rows first, rejected rows after — then the ranking loss
+ * -log sigmoid(r_c - r_r - m(rating)) on the 2B scores read at the last tokens, and one backward
+ * (reward_pairs_step); then optim_finish_grads (clip), the learning rate (linear warm-up over
  * train.warmup_frac of the steps, at least train.warmup_min, then cosine to lr_floor * lr), AdamW.
  * The loss of a step is the mean over its B * grad_accum pairs.
  *
