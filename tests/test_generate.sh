@@ -47,6 +47,15 @@ cmp -s "$W/b1.jsonl" "$W/s9.jsonl" && fail "--seed changed nothing"
 [ "$(sed -n 1p "$W/g.jsonl")" = "$(sed -n 2p "$W/g.jsonl")" ] || fail "greedy samples differ"
 # the records are what prefs_db imports
 "$BIN/prefs_db" --db "$W/p.db" import - <"$W/b1.jsonl" >/dev/null 2>&1 || fail "prefs_db cannot import the responses"
+# -K N and --system TEXT are --set sample.k=N and --set system=TEXT in their place: the later one wins
+head -n 1 "$W/prompts.jsonl" >"$W/one.jsonl"
+set -- --model "$M" --set sample.max_new=2 --threads 1 "$W/one.jsonl"
+[ "$("$G" "$@" -K 3 --set sample.k=2 2>/dev/null | wc -l)" -eq 2 ] || fail "-K 3 --set sample.k=2: want 2 answers"
+[ "$("$G" "$@" --set sample.k=2 -K 3 2>/dev/null | wc -l)" -eq 3 ] || fail "--set sample.k=2 -K 3: want 3 answers"
+[ "$("$G" "$@" -K 3 -K 1 2>/dev/null | wc -l)" -eq 1 ] || fail "-K 3 -K 1: want 1 answer"
+set -- --model "$M" --interactive --threads 1
+"$G" "$@" --system A --set system=B </dev/null 2>&1 | grep -q "; system: B$" || fail "--system A --set system=B: want B"
+"$G" "$@" --set system=B --system A </dev/null 2>&1 | grep -q "; system: A$" || fail "--set system=B --system A: want A"
 
 # ---- the store -----------------------------------------------------------------------------------
 "$BIN/prefs_db" --db "$W/q.db" import "$W/prompts.jsonl" >/dev/null 2>&1
