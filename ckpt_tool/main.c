@@ -217,7 +217,7 @@ int main(int argc, char **argv) {
     char **args = argv + optind;
     if (nargs == 0) {
         if (version_flag && !version_arg) {
-            printf("ckpt_tool (rlhf.c) %s\n", CKPT_TOOL_VERSION);
+            cli_print_version(PROG, CKPT_TOOL_VERSION);
             return 0;
         }
         return usage_error("a command is needed");

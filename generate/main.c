@@ -99,7 +99,7 @@ static int parse_opts(int argc, char **argv, Opts *o) {
         {"system", required_argument, 0, 'y'}, CLI_OPTIONS_COMMON, {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
-    cli_common_init(&o->cli, PROG, PROG " (rlhf.c) " GENERATE_VERSION, usage, argc);
+    cli_common_init(&o->cli, PROG, GENERATE_VERSION, usage, argc);
     o->cli.iteration = 0;
     int c, rc;
     opterr = 0;

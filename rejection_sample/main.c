@@ -147,7 +147,7 @@ static int parse_opts(int argc, char **argv, Opts *o) {
         {"emit", required_argument, 0, 'E'}, {"out", required_argument, 0, 'o'}, CLI_OPTIONS_COMMON, {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
-    cli_common_init(&o->cli, PROG, PROG " (rlhf.c) " RS_VERSION, usage, argc);
+    cli_common_init(&o->cli, PROG, RS_VERSION, usage, argc);
     o->cli.iteration = 1;
     int c, rc;
     opterr = 0;

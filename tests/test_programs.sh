@@ -1,8 +1,8 @@
 #!/bin/sh
 # What every program does the same way (DESIGN §7), checked across all of them at once, so that a
-# program written by hand cannot drift: a usage error is one line "PROG: message" with exit status 2,
-# printed by cli_fail (common/cli.h) rather than by a private copy of it. Needs BIN; runs from the
-# top of the tree.
+# program written by hand cannot drift: --version prints one line "PROG (rlhf.c) VERSION", and a
+# usage error is one line "PROG: message" with exit status 2, printed by cli_fail (common/cli.h)
+# rather than by a private copy of it. Needs BIN; runs from the top of the tree.
 set -eu
 : "${BIN:?BIN must name the build/bin folder}"
 W=$(mktemp -d)
@@ -11,6 +11,15 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 programs=$(for m in */main.c; do dirname "$m"; done)
 [ -n "$programs" ] || fail "no programs found (run from the top of the tree)"
+
+# ---- --version ------------------------------------------------------------------------------------
+# prefs_db adds ", schema version N"; every line starts the same way, from cli_print_version.
+for p in $programs; do
+    "$BIN/$p" --version </dev/null >"$W/out" 2>"$W/err" || fail "$p --version: exit $?"
+    [ ! -s "$W/err" ] || fail "$p --version wrote to stderr: $(cat "$W/err")"
+    [ "$(wc -l <"$W/out")" -eq 1 ] || fail "$p --version: not one line: $(cat "$W/out")"
+    grep -qE "^$p \(rlhf\.c\) [0-9]+\.[0-9]+\.[0-9]+(, .+)?\$" "$W/out" || fail "$p --version: '$(cat "$W/out")'"
+done
 
 # ---- errors ---------------------------------------------------------------------------------------
 for p in $programs; do

@@ -68,7 +68,7 @@ int main(int argc, char **argv) {
         }
         case 'o': out = optarg; break;
         case 'h': usage(stdout); return 0;
-        case 'V': printf("tokenizer_train (rlhf.c) %s\n", TOKENIZER_TRAIN_VERSION); return 0;
+        case 'V': cli_print_version(PROG, TOKENIZER_TRAIN_VERSION); return 0;
         case ':': return cli_fail(PROG, ERR_INPUT, "option '%s' needs a value (see --help)", argv[optind - 1]);
         default: return cli_fail(PROG, ERR_INPUT, "unknown option '%s' (see --help)", argv[optind - 1]);
         }

@@ -90,7 +90,7 @@ static int parse_args(int argc, char **argv, Opts *o) {
             return 0;
         }
         if (!strcmp(a, "--version")) {
-            printf("toyworld %s\n", TOYWORLD_VERSION);
+            cli_print_version(PROG, TOYWORLD_VERSION);
             return 0;
         }
         if (!strcmp(a, "--summary")) { o->summary = true; continue; }
