@@ -384,7 +384,7 @@ static int run(const Opts *o, GenerateCfg *c) {
         json_t *in = json_pack("{s:s, s:o}", "model", o->cli.model, "prompts", json_array());
         for (int i = 0; i < o->cli.ninputs; i++) json_array_append_new(json_object_get(in, "prompts"), json_string(o->cli.inputs[i]));
         if (from_store) json_array_append_new(json_object_get(in, "prompts"), json_string("store"));
-        char *ins = json_dumps(in, JSON_COMPACT);
+        char *ins = jsonl_dumps(in, JSON_COMPACT);
         json_decref(in);
         rc = store_run_begin(db, PROG, o->cli.iteration, config_text, ins, &run_id);
         free(ins);
@@ -394,7 +394,7 @@ static int run(const Opts *o, GenerateCfg *c) {
     if (run_id) {
         json_t *out = json_pack("{s:s, s:I, s:I, s:I}", "to", o->to_store ? "store" : "stdout", "responses",
                                 (json_int_t)e.responses, "prompts", (json_int_t)prompts.n, "skipped", (json_int_t)prompts.skipped);
-        char *outs = json_dumps(out, JSON_COMPACT);
+        char *outs = jsonl_dumps(out, JSON_COMPACT);
         json_decref(out);
         Err e2 = store_run_end(db, run_id, outs, rc ? "failed" : "ok");
         free(outs);

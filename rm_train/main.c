@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "jsonl.h"
 #include "reward.h"
 #include "rm_train.h"
 #include "threads.h"
@@ -209,7 +210,7 @@ void rm_pairs_free(RmPairs *p) {
 
 char *rm_inputs_json(const RmOpts *o, const char *model) {
     json_t *in = json_pack("{s:s, s:s?, s:s?}", "db", o->cli.db, "model", model, "kind", o->kind);
-    char *s = json_dumps(in, JSON_COMPACT);
+    char *s = jsonl_dumps(in, JSON_COMPACT);
     json_decref(in);
     return s;
 }

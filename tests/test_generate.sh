@@ -33,6 +33,8 @@ skipped=$(grep -c "skipped" "$W/err" || true)
 grep -q "responses (.* ended by EOS), .* tokens/s" "$W/err" || fail "no summary line: $(cat "$W/err")"
 grep -v -q '^{"type":"response","prompt":{"dialogue":\[.*"text":".*","model":"'"$W"'/base","iteration":0,"temperature":' "$W/b1.jsonl" &&
     fail "not a response record: $(head -n 1 "$W/b1.jsonl")"
+# the configuration's doubles as written in it: 0.7, not 0.69999999999999996
+grep -v -q '"temperature":0.7,"top_p":0.9}$' "$W/b1.jsonl" && fail "temperature and top_p: $(head -n 1 "$W/b1.jsonl")"
 # any batch size, any thread count, stdin: the same bytes
 "$G" "$@" --set sample.batch=7 "$W/prompts.jsonl" >"$W/b7.jsonl" 2>/dev/null
 cmp -s "$W/b1.jsonl" "$W/b7.jsonl" || fail "batch 1 and batch 7 differ"
