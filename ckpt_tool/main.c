@@ -25,9 +25,11 @@
 #include <sys/stat.h>
 
 #include "ckpt.h"
+#include "cli.h"
 #include "util.h"
 
 #define CKPT_TOOL_VERSION "0.1.0"
+#define PROG "ckpt_tool"
 
 static void usage(FILE *f) {
     fprintf(f, "usage: ckpt_tool COMMAND ARGS...\n\n"
@@ -52,15 +54,7 @@ static void usage(FILE *f) {
                "Exit status: 0 ok, 1 runtime failure, 2 usage or input error.\n");
 }
 
-static int fail(Err code, const char *msg) {
-    fprintf(stderr, "ckpt_tool: %s\n", msg);
-    return code;
-}
-
-static int usage_error(const char *what) {
-    fprintf(stderr, "ckpt_tool: %s (see --help)\n", what);
-    return ERR_INPUT;
-}
+static int usage_error(const char *what) { return cli_fail(PROG, ERR_INPUT, "%s (see --help)", what); }
 
 static const char *file_state(const char *dir, const char *name) {
     char path[4096];
@@ -73,7 +67,7 @@ static int cmd_info(const char *dir) {
     Model m;
     CkptMap map;
     Err rc = ckpt_load_model(&m, dir, &map);
-    if (rc) return fail(rc, err_msg());
+    if (rc) return cli_fail(PROG, rc, "%s", err_msg());
     const ModelConfig *c = &m.cfg;
     printf("dir: %s\n", dir);
     printf("architecture: %s\n", c->head == HEAD_LM ? "LlamaForCausalLM" : "LlamaForSequenceClassification (one label)");
@@ -95,14 +89,14 @@ static int cmd_logits(const char *dir, char **ids, int n) {
     Model m;
     CkptMap map;
     Err rc = ckpt_load_model(&m, dir, &map);
-    if (rc) return fail(rc, err_msg());
+    if (rc) return cli_fail(PROG, rc, "%s", err_msg());
     int32_t *tokens = xmalloc(sizeof(int32_t) * (size_t)n);
     for (int i = 0; i < n; i++) {
         char *end;
         errno = 0;
         long v = strtol(ids[i], &end, 10);
         if (!*ids[i] || *end || errno || v < 0 || v >= m.cfg.vocab_size) {
-            fprintf(stderr, "ckpt_tool: token id '%s' is not an integer in 0..%d\n", ids[i], m.cfg.vocab_size - 1);
+            cli_fail(PROG, ERR_INPUT, "token id '%s' is not an integer in 0..%d", ids[i], m.cfg.vocab_size - 1);
             free(tokens);
             model_free(&m);
             ckpt_map_free(&map);
@@ -111,7 +105,7 @@ static int cmd_logits(const char *dir, char **ids, int n) {
         tokens[i] = (int32_t)v;
     }
     if (n > m.cfg.max_seq_len) {
-        fprintf(stderr, "ckpt_tool: %d ids, more than max_position_embeddings %d\n", n, m.cfg.max_seq_len);
+        cli_fail(PROG, ERR_INPUT, "%d ids, more than max_position_embeddings %d", n, m.cfg.max_seq_len);
         free(tokens);
         model_free(&m);
         ckpt_map_free(&map);
@@ -135,20 +129,20 @@ static int cmd_logits(const char *dir, char **ids, int n) {
     free(tokens);
     model_free(&m);
     ckpt_map_free(&map);
-    return fflush(stdout) == 0 ? 0 : fail(ERR_RUNTIME, "cannot write to stdout");
+    return fflush(stdout) == 0 ? 0 : cli_fail(PROG, ERR_RUNTIME, "cannot write to stdout");
 }
 
 static int cmd_import(const char *bin, const char *outdir, const char *tokenizer) {
     Model m;
     int version;
     Err rc = ckpt_import_llama2c(&m, bin, &version);
-    if (rc) return fail(rc, err_msg());
+    if (rc) return cli_fail(PROG, rc, "%s", err_msg());
     Tokenizer tok;
     CkptExtras x = {0};
     if (tokenizer) {
         if ((rc = tokenizer_load(&tok, tokenizer, m.cfg.vocab_size)) != ERR_OK) {
             model_free(&m);
-            return fail(rc, err_msg());
+            return cli_fail(PROG, rc, "%s", err_msg());
         }
         x.tokenizer = &tok;
     }
@@ -158,25 +152,25 @@ static int cmd_import(const char *bin, const char *outdir, const char *tokenizer
         printf("%s (llama2.c v%d, %zu parameters) -> %s%s\n", bin, version, m.n_params, outdir,
                tokenizer ? " with tokenizer.bin" : "");
     model_free(&m);
-    return rc ? fail(rc, err_msg()) : 0;
+    return rc ? cli_fail(PROG, rc, "%s", err_msg()) : 0;
 }
 
 static int cmd_export(const char *dir, const char *bin, int version) {
     Model m;
     CkptMap map;
     Err rc = ckpt_load_model(&m, dir, &map);
-    if (rc) return fail(rc, err_msg());
+    if (rc) return cli_fail(PROG, rc, "%s", err_msg());
     rc = ckpt_export_llama2c(&m, bin, version);
     if (!rc) printf("%s (%zu parameters) -> %s (llama2.c v%d)\n", dir, m.n_params, bin, version);
     model_free(&m);
     ckpt_map_free(&map);
-    return rc ? fail(rc, err_msg()) : 0;
+    return rc ? cli_fail(PROG, rc, "%s", err_msg()) : 0;
 }
 
 static int cmd_copy(const char *src, const char *dst) {
     Model m;
     Err rc = ckpt_load_model(&m, src, NULL);
-    if (rc) return fail(rc, err_msg());
+    if (rc) return cli_fail(PROG, rc, "%s", err_msg());
     char path[4096];
     snprintf(path, sizeof path, "%s/tokenizer.bin", src);
     struct stat sb;
@@ -185,13 +179,13 @@ static int cmd_copy(const char *src, const char *dst) {
     CkptExtras x = {.tokenizer = has_tok ? &tok : NULL};
     if (has_tok && (rc = ckpt_load_tokenizer(&tok, src, m.cfg.vocab_size)) != ERR_OK) {
         model_free(&m);
-        return fail(rc, err_msg());
+        return cli_fail(PROG, rc, "%s", err_msg());
     }
     rc = ckpt_save(dst, &m, &x);
     if (!rc) printf("%s -> %s (%zu parameters%s)\n", src, dst, m.n_params, has_tok ? ", tokenizer.bin" : "");
     if (has_tok) tokenizer_free(&tok);
     model_free(&m);
-    return rc ? fail(rc, err_msg()) : 0;
+    return rc ? cli_fail(PROG, rc, "%s", err_msg()) : 0;
 }
 
 int main(int argc, char **argv) {
@@ -215,15 +209,15 @@ int main(int argc, char **argv) {
                 version_arg = argv[optind++]; /* checked below */
             break;
         case 'h': usage(stdout); return 0;
-        case ':': fprintf(stderr, "ckpt_tool: option '%s' needs a value (see --help)\n", argv[optind - 1]); return ERR_INPUT;
-        default: fprintf(stderr, "ckpt_tool: unknown option '%s' (see --help)\n", argv[optind - 1]); return ERR_INPUT;
+        case ':': return cli_fail(PROG, ERR_INPUT, "option '%s' needs a value (see --help)", argv[optind - 1]);
+        default: return cli_fail(PROG, ERR_INPUT, "unknown option '%s' (see --help)", argv[optind - 1]);
         }
     }
     int nargs = argc - optind;
     char **args = argv + optind;
     if (nargs == 0) {
         if (version_flag && !version_arg) {
-            printf("ckpt_tool (rlhf.c) %s\n", CKPT_TOOL_VERSION);
+            cli_print_version(PROG, CKPT_TOOL_VERSION);
             return 0;
         }
         return usage_error("a command is needed");
@@ -257,6 +251,5 @@ int main(int argc, char **argv) {
         if (nargs != 3) return usage_error("copy takes SRC and DST");
         return cmd_copy(args[1], args[2]);
     }
-    fprintf(stderr, "ckpt_tool: unknown command '%s' (see --help)\n", cmd);
-    return ERR_INPUT;
+    return cli_fail(PROG, ERR_INPUT, "unknown command '%s' (see --help)", cmd);
 }

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "fileio.h"
+#include "jsonl.h"
 #include "util.h"
 
 /* ================================ paths and directories ================================ */
@@ -264,11 +265,15 @@ Err ckpt_read_config(const char *dir, ModelConfig *cfg) {
     return rc;
 }
 
+/* Reals as jsonl_dumps writes them: the shortest text that reads back exactly. */
 static Err json_write_atomic(const char *path, json_t *j, size_t flags) {
     AtomicFile af;
     Err rc = atomic_open(&af, path);
     if (rc) return rc;
-    if (json_dumpf(j, af.f, flags) != 0 || fputc('\n', af.f) == EOF) {
+    char *s = jsonl_dumps(j, flags);
+    int bad = !s || fputs(s, af.f) == EOF || fputc('\n', af.f) == EOF;
+    free(s);
+    if (bad) {
         atomic_abort(&af);
         return err_set(ERR_RUNTIME, "%s: write failed", path);
     }
@@ -441,7 +446,7 @@ static Err save_files(const char *tmp, const Model *m, const CkptExtras *x) {
     if (!rc) { /* config.json last: inside the temp dir it marks the save as complete */
         p = path_join(tmp, "config.json");
         json_t *j = config_to_json(&m->cfg);
-        rc = json_write_atomic(p, j, JSON_INDENT(2) | JSON_REAL_PRECISION(15));
+        rc = json_write_atomic(p, j, JSON_INDENT(2));
         json_decref(j);
         free(p);
     }

@@ -19,6 +19,8 @@ int cli_fail(const char *prog, int code, const char *fmt, ...) {
     return code;
 }
 
+void cli_print_version(const char *prog, const char *version) { printf("%s (rlhf.c) %s\n", prog, version); }
+
 int cli_int(const char *prog, const char *opt, const char *s, int64_t lo, int64_t *out) {
     char *end;
     errno = 0;
@@ -60,7 +62,7 @@ int cli_common_opt(CliCommon *cc, int c, char **argv) {
     case CLI_OPT_ITERATION: return cli_int(cc->prog, "--iteration", optarg, 0, &cc->iteration);
     case CLI_OPT_MODEL: cc->model = optarg; return 0;
     case CLI_OPT_HELP: cc->usage(stdout); return CLI_DONE;
-    case CLI_OPT_VERSION: printf("%s\n", cc->version); return CLI_DONE;
+    case CLI_OPT_VERSION: cli_print_version(cc->prog, cc->version); return CLI_DONE;
     case ':': return cli_fail(cc->prog, ERR_INPUT, "option '%s' needs a value (see --help)", argv[optind - 1]);
     default: return cli_fail(cc->prog, ERR_INPUT, "unknown option '%s' (see --help)", argv[optind - 1]);
     }

@@ -11,7 +11,7 @@
  *     static const struct option longopts[] = {
  *         {"out", required_argument, 0, 'o'}, CLI_OPTIONS_COMMON, CLI_OPTIONS_STORE, {0, 0, 0, 0},
  *     };
- *     cli_common_init(&o->cli, PROG, PROG " (rlhf.c) " VERSION, usage, argc);
+ *     cli_common_init(&o->cli, PROG, VERSION, usage, argc);
  *     opterr = 0;
  *     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
  *         switch (c) {
@@ -47,6 +47,8 @@ int cli_fail(const char *prog, int code, const char *fmt, ...) __attribute__((fo
 /* Parse the whole of s as a decimal integer >= lo into *out: 0, or ERR_INPUT after printing
  * "prog: OPT: expected an integer >= LO, got 'S'". */
 int cli_int(const char *prog, const char *opt, const char *s, int64_t lo, int64_t *out);
+/* Print the --version line of every program, "prog (rlhf.c) version", on stdout. */
+void cli_print_version(const char *prog, const char *version);
 /* Defaults, then the file at path (may be NULL), then each "key=value" of sets, into cfg. On
  * failure cfg still needs config_free, and err_msg names the file and line or --set. */
 Err cli_config(const ConfigKey *schema, void *cfg, const char *path, const char *const *sets, int nsets);
@@ -85,7 +87,7 @@ enum {
 typedef struct {
     /* the program, as cli_common_init was told */
     const char *prog;       /* the name that starts every message */
-    const char *version;    /* the --version line, without the newline */
+    const char *version;    /* the version number, e.g. "0.1.0": --version prints cli_print_version's line */
     void (*usage)(FILE *f); /* prints the --help text */
     /* what the command line said */
     const char *config;  /* --config FILE, or NULL */

@@ -37,7 +37,14 @@ Err jsonl_next(JsonlReader *r, json_t **out, int64_t *line);
 const char *jsonl_name(const JsonlReader *r);
 void jsonl_close(JsonlReader *r);
 
-/* Write v as one compact line (keys in insertion order, UTF-8 kept as is) followed by '\n'. */
+/* Write v as one compact line (keys in insertion order, UTF-8 kept as is) followed by '\n', with
+ * reals as jsonl_dumps writes them. */
 Err jsonl_write(FILE *f, const json_t *v);
+/* json_dumps(v, flags), but every real in the fewest of 15, 16 or 17 significant digits that read
+ * back as exactly the same double: 0.7 is "0.7" (jansson alone writes 0.69999999999999996), a
+ * float32 score promoted to double keeps the 16 or 17 digits it needs, 1/3 gets 16. Reals are
+ * otherwise spelled as jansson spells them ("1.0", "1e-7"), integers and strings are untouched, and
+ * a JSON_REAL_PRECISION in flags is ignored. NULL when json_dumps fails; free() the text. */
+char *jsonl_dumps(const json_t *v, size_t flags);
 
 #endif

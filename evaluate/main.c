@@ -96,7 +96,7 @@ static int parse_opts(int argc, char **argv, Opts *o) {
         CLI_OPTIONS_COMMON, {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
-    cli_common_init(&o->cli, PROG, PROG " " EVALUATE_VERSION, usage, argc);
+    cli_common_init(&o->cli, PROG, EVALUATE_VERSION, usage, argc);
     int c, rc;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) { /* no -h: "-h" is an unknown option */

@@ -153,7 +153,7 @@ static int parse_opts(int argc, char **argv, Opts *o) {
         {"out", required_argument, 0, 'o'}, CLI_OPTIONS_STORE, CLI_OPTIONS_COMMON, {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
-    cli_common_init(&o->cli, PROG, PROG " (rlhf.c) " GATT_VERSION, usage, argc);
+    cli_common_init(&o->cli, PROG, GATT_VERSION, usage, argc);
     o->cli.iteration = 0;
     int c, rc;
     opterr = 0;
@@ -721,7 +721,7 @@ static int run(const Opts *o, GattCfg *c) {
         for (int i = 0; i < o->nmodels; i++) json_array_append_new(json_object_get(in, "models"), json_string(o->models[i]));
         for (int i = 0; i < o->cli.ninputs; i++) json_array_append_new(json_object_get(in, "dialogues"), json_string(o->cli.inputs[i]));
         if (from_store) json_array_append_new(json_object_get(in, "dialogues"), json_string("store"));
-        char *ins = json_dumps(in, JSON_COMPACT);
+        char *ins = jsonl_dumps(in, JSON_COMPACT);
         json_decref(in);
         rc = store_run_begin(x.db, PROG, o->cli.iteration, x.config_text, ins, &x.run_id);
         free(ins);
@@ -729,7 +729,7 @@ static int run(const Opts *o, GattCfg *c) {
     json_t *outputs = json_object();
     if (!rc) rc = o->cmd == CMD_SYNTH ? synth(&x, outputs) : eval(&x, outputs);
     if (x.run_id) {
-        char *outs = json_dumps(outputs, JSON_COMPACT);
+        char *outs = jsonl_dumps(outputs, JSON_COMPACT);
         Err e2 = store_run_end(x.db, x.run_id, outs, rc ? "failed" : "ok");
         free(outs);
         if (!rc) rc = e2;

@@ -78,7 +78,8 @@ static void usage(FILE *f) {
             "  --interactive      chat REPL on stdin/stdout\n"
             "  --system TEXT      system prompt of the chat (same as --set system=TEXT)\n"
             "  --config FILE      YAML configuration (keys below)\n"
-            "  --set key=value    override one configuration key (repeatable)\n"
+            "  --set key=value    override one configuration key (repeatable); -K and --system are --sets in\n"
+            "                     their place, so of -K 3 --set sample.k=2 the later, k = 2, wins\n"
             "  --seed N           same as --set seed=N\n"
             "  --threads N        threads (default: OMP_NUM_THREADS, else every core)\n"
             "  --help, --version\n\n"
@@ -88,8 +89,7 @@ static void usage(FILE *f) {
 }
 
 typedef struct {
-    CliCommon cli; /* --model, --db, --iteration, --config, --set, -K, --seed, --threads, the inputs */
-    const char *system, *k;
+    CliCommon cli; /* --model, --db, --iteration, --config, --set (and -K, --system), --seed, --threads, inputs */
     bool interactive, to_store;
 } Opts;
 
@@ -99,10 +99,11 @@ static int parse_opts(int argc, char **argv, Opts *o) {
         {"system", required_argument, 0, 'y'}, CLI_OPTIONS_COMMON, {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
-    cli_common_init(&o->cli, PROG, PROG " (rlhf.c) " GENERATE_VERSION, usage, argc);
+    cli_common_init(&o->cli, PROG, GENERATE_VERSION, usage, argc);
     o->cli.iteration = 0;
     int c, rc;
     opterr = 0;
+    /* -K and --system are the --set they stand for, in their place: the last assignment of a key wins. */
     while ((c = getopt_long(argc, argv, ":hK:", longopts, NULL)) != -1) {
         switch (c) {
         case 'E':
@@ -111,14 +112,12 @@ static int parse_opts(int argc, char **argv, Opts *o) {
             o->to_store = strcmp(optarg, "store") == 0;
             break;
         case 'i': o->interactive = true; break;
-        case 'y': o->system = optarg; break;
-        case 'K': o->k = optarg; break;
+        case 'y': cli_common_set(&o->cli, "system", optarg); break;
+        case 'K': cli_common_set(&o->cli, "sample.k", optarg); break;
         default: if ((rc = cli_common_opt(&o->cli, c, argv))) return rc;
         }
     }
     cli_common_inputs(&o->cli, argc, argv);
-    /* -K wins over every --set sample.k, wherever it stands */
-    if (o->k) cli_common_set(&o->cli, "sample.k", o->k);
     if (!o->cli.model) return cli_fail(PROG, ERR_INPUT, "--model DIR is required (see --help)");
     if (o->interactive && (o->cli.ninputs || o->to_store)) return cli_fail(PROG, ERR_INPUT, "--interactive reads the chat from stdin; it takes no inputs or --emit");
     return 0;
@@ -385,7 +384,7 @@ static int run(const Opts *o, GenerateCfg *c) {
         json_t *in = json_pack("{s:s, s:o}", "model", o->cli.model, "prompts", json_array());
         for (int i = 0; i < o->cli.ninputs; i++) json_array_append_new(json_object_get(in, "prompts"), json_string(o->cli.inputs[i]));
         if (from_store) json_array_append_new(json_object_get(in, "prompts"), json_string("store"));
-        char *ins = json_dumps(in, JSON_COMPACT);
+        char *ins = jsonl_dumps(in, JSON_COMPACT);
         json_decref(in);
         rc = store_run_begin(db, PROG, o->cli.iteration, config_text, ins, &run_id);
         free(ins);
@@ -395,7 +394,7 @@ static int run(const Opts *o, GenerateCfg *c) {
     if (run_id) {
         json_t *out = json_pack("{s:s, s:I, s:I, s:I}", "to", o->to_store ? "store" : "stdout", "responses",
                                 (json_int_t)e.responses, "prompts", (json_int_t)prompts.n, "skipped", (json_int_t)prompts.skipped);
-        char *outs = json_dumps(out, JSON_COMPACT);
+        char *outs = jsonl_dumps(out, JSON_COMPACT);
         json_decref(out);
         Err e2 = store_run_end(db, run_id, outs, rc ? "failed" : "ok");
         free(outs);
@@ -419,10 +418,6 @@ int main(int argc, char **argv) {
     if (!rc) rc = cli_common_config(&o.cli, GEN_SCHEMA, &c, &c.seed);
     cli_common_free(&o.cli);
     if (rc) return rc == CLI_DONE ? 0 : rc;
-    if (o.system) {
-        free(c.system);
-        c.system = xstrdup(o.system);
-    }
     threads_set(o.cli.threads);
     rc = run(&o, &c);
     config_free(GEN_SCHEMA, &c);

@@ -194,7 +194,7 @@ static int parse_opts(int argc, char **argv, Opts *o) {
         CLI_OPTIONS_STORE, CLI_OPTIONS_COMMON, {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
-    cli_common_init(&o->cli, PROG, PROG " (rlhf.c) " PPO_VERSION, usage, argc);
+    cli_common_init(&o->cli, PROG, PPO_VERSION, usage, argc);
     o->stop_at = o->fault_nan = -1;
     int c, rc;
     opterr = 0;
@@ -889,7 +889,7 @@ static int run(const Opts *o, PpoCfg *c) {
                                o->ref ? o->ref : o->init, "rm_helpful", o->rm_help, "rm_safety", o->rm_safe, "data",
                                json_array());
         for (int i = 0; i < o->cli.ninputs; i++) json_array_append_new(json_object_get(in, "data"), json_string(o->cli.inputs[i]));
-        char *ins = json_dumps(in, JSON_COMPACT);
+        char *ins = jsonl_dumps(in, JSON_COMPACT);
         json_decref(in);
         rc = store_run_begin(db, PROG, o->cli.iteration, tr.config_text, ins, &run_id);
         free(ins);
@@ -960,7 +960,7 @@ static int run(const Opts *o, PpoCfg *c) {
         json_t *out = json_pack("{s:s, s:I, s:f, s:f, s:s?}", "checkpoint", o->out, "iteration", (json_int_t)tr.iter,
                                 "reward", st.reward, "kl", st.kl, "stopped", stopped);
         if (isfinite(tr.best_eval)) json_object_set_new(out, "best_eval_reward", json_real(tr.best_eval));
-        char *outs = json_dumps(out, JSON_COMPACT);
+        char *outs = jsonl_dumps(out, JSON_COMPACT);
         json_decref(out);
         Err e2 = store_run_end(db, run_id, outs, rc || interrupted ? "failed" : "ok");
         free(outs);

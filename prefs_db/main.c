@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "prefs_db.h"
 
 #define PREFS_DB_VERSION "0.1.0"
@@ -122,7 +123,12 @@ int main(int argc, char **argv) {
             if (OPTS[i].o.val == c) seen[i] = 1;
         switch (c) {
         case 'h': usage(stdout); return 0;
-        case 'V': printf("prefs_db (rlhf.c) %s, schema version %d\n", PREFS_DB_VERSION, STORE_SCHEMA_VERSION); return 0;
+        case 'V': {
+            char v[64];
+            snprintf(v, sizeof v, "%s, schema version %d", PREFS_DB_VERSION, STORE_SCHEMA_VERSION);
+            cli_print_version("prefs_db", v);
+            return 0;
+        }
         case 'D': opt.db_path = optarg; break;
         case 'f':
             if (strcmp(optarg, "jsonl") && strcmp(optarg, "hh-rlhf") && strcmp(optarg, "pku"))

@@ -147,7 +147,7 @@ static int parse_opts(int argc, char **argv, Opts *o) {
         {"emit", required_argument, 0, 'E'}, {"out", required_argument, 0, 'o'}, CLI_OPTIONS_COMMON, {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
-    cli_common_init(&o->cli, PROG, PROG " (rlhf.c) " RS_VERSION, usage, argc);
+    cli_common_init(&o->cli, PROG, RS_VERSION, usage, argc);
     o->cli.iteration = 1;
     int c, rc;
     opterr = 0;
@@ -720,7 +720,7 @@ static int run(const Opts *o, RsCfg *c) {
                                c->pool, "prompts", json_array());
         for (int i = 0; i < o->cli.ninputs; i++) json_array_append_new(json_object_get(in, "prompts"), json_string(o->cli.inputs[i]));
         if (o->cli.ninputs == 0) json_array_append_new(json_object_get(in, "prompts"), json_string("store"));
-        char *ins = json_dumps(in, JSON_COMPACT);
+        char *ins = jsonl_dumps(in, JSON_COMPACT);
         json_decref(in);
         rc = store_run_begin(db, PROG, o->cli.iteration, config_text, ins, &run_id);
         free(ins);
@@ -759,7 +759,7 @@ static int run(const Opts *o, RsCfg *c) {
         json_t *out = json_pack("{s:I, s:I, s:I, s:I, s:I}", "prompts", (json_int_t)pl.n, "samples", (json_int_t)ss.samples,
                                 "sft_examples", (json_int_t)ks.kept, "from_pool", (json_int_t)ks.from_pool, "pairs",
                                 (json_int_t)ks.pairs);
-        char *outs = json_dumps(out, JSON_COMPACT);
+        char *outs = jsonl_dumps(out, JSON_COMPACT);
         json_decref(out);
         Err e2 = store_run_end(db, run_id, outs, rc ? "failed" : "ok");
         free(outs);

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "jsonl.h"
 #include "reward.h"
 #include "rm_train.h"
 #include "threads.h"
@@ -99,7 +100,7 @@ static int parse_opts(int argc, char **argv, RmOpts *o) {
         {"stop-at", required_argument, 0, 'S'}, CLI_OPTIONS_STORE, CLI_OPTIONS_COMMON, {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
-    cli_common_init(&o->cli, PROG, PROG " (rlhf.c) " RM_TRAIN_VERSION, usage, argc);
+    cli_common_init(&o->cli, PROG, RM_TRAIN_VERSION, usage, argc);
     o->stop_at = -1;
     int first = 1;
     o->cmd = CMD_TRAIN;
@@ -209,7 +210,7 @@ void rm_pairs_free(RmPairs *p) {
 
 char *rm_inputs_json(const RmOpts *o, const char *model) {
     json_t *in = json_pack("{s:s, s:s?, s:s?}", "db", o->cli.db, "model", model, "kind", o->kind);
-    char *s = json_dumps(in, JSON_COMPACT);
+    char *s = jsonl_dumps(in, JSON_COMPACT);
     json_decref(in);
     return s;
 }

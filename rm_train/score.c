@@ -212,7 +212,7 @@ int rm_score_run(const RmOpts *o, RmCfg *c) {
             double rate = secs > 0 ? n / secs : 0;
             json_t *out = json_pack("{s:s, s:I, s:f}", "scores_model", name, "responses", (json_int_t)n,
                                     "responses_per_s", rate);
-            char *outs = json_dumps(out, JSON_COMPACT);
+            char *outs = jsonl_dumps(out, JSON_COMPACT);
             json_decref(out);
             Err e2 = store_run_end(db, run_id, outs, rc ? "failed" : "ok");
             free(outs);

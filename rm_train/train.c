@@ -33,6 +33,7 @@
 
 #include "batching.h"
 #include "ckpt.h"
+#include "jsonl.h"
 #include "optim.h"
 #include "reward.h"
 #include "rm_train.h"
@@ -394,7 +395,7 @@ int rm_train_run(const RmOpts *o, RmCfg *c) {
         json_t *out = json_pack("{s:s, s:s, s:I, s:f, s:f, s:f, s:s?}", "checkpoint", ckpt_dir, "kind", o->kind, "step",
                                 (json_int_t)tr.step, "loss", tr.last_loss, "acc", tr.last_acc, "pairs_per_s", rate,
                                 "stopped", stopped);
-        char *outs = json_dumps(out, JSON_COMPACT);
+        char *outs = jsonl_dumps(out, JSON_COMPACT);
         json_decref(out);
         Err e2 = store_run_end(db, run_id, outs, rc || interrupted ? "failed" : "ok");
         free(outs);

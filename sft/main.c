@@ -150,7 +150,7 @@ static int parse_opts(int argc, char **argv, Opts *o) {
         CLI_OPTIONS_STORE, CLI_OPTIONS_COMMON, {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
-    cli_common_init(&o->cli, PROG, PROG " (rlhf.c) " SFT_VERSION, usage, argc);
+    cli_common_init(&o->cli, PROG, SFT_VERSION, usage, argc);
     o->stop_at = -1;
     int c, rc;
     opterr = 0;
@@ -433,7 +433,7 @@ static int run(const Opts *o, SftCfg *c) {
             for (size_t i = 0; i < c->sources.n; i++) json_array_append_new(src, json_string(c->sources.items[i]));
             json_object_set_new(in, "store_sources", src);
         }
-        char *ins = json_dumps(in, JSON_COMPACT);
+        char *ins = jsonl_dumps(in, JSON_COMPACT);
         json_decref(in);
         rc = store_run_begin(db, PROG, o->cli.iteration, tr.config_text, ins, &run_id);
         free(ins);
@@ -509,7 +509,7 @@ static int run(const Opts *o, SftCfg *c) {
         json_t *out = json_pack("{s:s, s:I, s:f, s:s?}", "checkpoint", ckpt_dir, "step", (json_int_t)tr.step, "loss",
                                 tr.last_loss, "stopped", stopped);
         if (!isnan(tr.last_eval)) json_object_set_new(out, "eval_loss", json_real(tr.last_eval));
-        char *outs = json_dumps(out, JSON_COMPACT);
+        char *outs = jsonl_dumps(out, JSON_COMPACT);
         json_decref(out);
         Err e2 = store_run_end(db, run_id, outs, rc || interrupted ? "failed" : "ok");
         free(outs);

@@ -46,7 +46,7 @@ static int parse(Parsed *p, const char *const *words) {
         argv[argc] = (char *)words[argc - 1];
         argc++;
     }
-    cli_common_init(&p->cli, PROG, PROG " (rlhf.c) 9.9.9", usage, argc);
+    cli_common_init(&p->cli, PROG, "9.9.9", usage, argc);
     FILE *out = tmpfile(), *err = tmpfile();
     ck_assert_ptr_nonnull(out);
     ck_assert_ptr_nonnull(err);

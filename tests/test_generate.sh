@@ -33,6 +33,8 @@ skipped=$(grep -c "skipped" "$W/err" || true)
 grep -q "responses (.* ended by EOS), .* tokens/s" "$W/err" || fail "no summary line: $(cat "$W/err")"
 grep -v -q '^{"type":"response","prompt":{"dialogue":\[.*"text":".*","model":"'"$W"'/base","iteration":0,"temperature":' "$W/b1.jsonl" &&
     fail "not a response record: $(head -n 1 "$W/b1.jsonl")"
+# the configuration's doubles as written in it: 0.7, not 0.69999999999999996
+grep -v -q '"temperature":0.7,"top_p":0.9}$' "$W/b1.jsonl" && fail "temperature and top_p: $(head -n 1 "$W/b1.jsonl")"
 # any batch size, any thread count, stdin: the same bytes
 "$G" "$@" --set sample.batch=7 "$W/prompts.jsonl" >"$W/b7.jsonl" 2>/dev/null
 cmp -s "$W/b1.jsonl" "$W/b7.jsonl" || fail "batch 1 and batch 7 differ"
@@ -47,6 +49,15 @@ cmp -s "$W/b1.jsonl" "$W/s9.jsonl" && fail "--seed changed nothing"
 [ "$(sed -n 1p "$W/g.jsonl")" = "$(sed -n 2p "$W/g.jsonl")" ] || fail "greedy samples differ"
 # the records are what prefs_db imports
 "$BIN/prefs_db" --db "$W/p.db" import - <"$W/b1.jsonl" >/dev/null 2>&1 || fail "prefs_db cannot import the responses"
+# -K N and --system TEXT are --set sample.k=N and --set system=TEXT in their place: the later one wins
+head -n 1 "$W/prompts.jsonl" >"$W/one.jsonl"
+set -- --model "$M" --set sample.max_new=2 --threads 1 "$W/one.jsonl"
+[ "$("$G" "$@" -K 3 --set sample.k=2 2>/dev/null | wc -l)" -eq 2 ] || fail "-K 3 --set sample.k=2: want 2 answers"
+[ "$("$G" "$@" --set sample.k=2 -K 3 2>/dev/null | wc -l)" -eq 3 ] || fail "--set sample.k=2 -K 3: want 3 answers"
+[ "$("$G" "$@" -K 3 -K 1 2>/dev/null | wc -l)" -eq 1 ] || fail "-K 3 -K 1: want 1 answer"
+set -- --model "$M" --interactive --threads 1
+"$G" "$@" --system A --set system=B </dev/null 2>&1 | grep -q "; system: B$" || fail "--system A --set system=B: want B"
+"$G" "$@" --set system=B --system A </dev/null 2>&1 | grep -q "; system: A$" || fail "--set system=B --system A: want A"
 
 # ---- the store -----------------------------------------------------------------------------------
 "$BIN/prefs_db" --db "$W/q.db" import "$W/prompts.jsonl" >/dev/null 2>&1

@@ -1,5 +1,7 @@
-/* jsonl: line numbers, blank and CRLF lines, long lines, bad JSON, invalid UTF-8, the writer. */
+/* jsonl: line numbers, blank and CRLF lines, long lines, bad JSON, invalid UTF-8, the writer and its reals. */
 #include <check.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +112,80 @@ START_TEST(test_long_line_and_writer_round_trip) {
 }
 END_TEST
 
+/* The text jsonl_write gives v, without the newline (free it). */
+static char *written(const json_t *v) {
+    FILE *f = tmpfile();
+    ck_assert_int_eq(jsonl_write(f, v), ERR_OK);
+    long n = ftell(f);
+    rewind(f);
+    char *s = xmalloc((size_t)n + 1);
+    ck_assert_int_eq((long)fread(s, 1, (size_t)n, f), n);
+    fclose(f);
+    ck_assert(n > 0 && s[n - 1] == '\n');
+    s[n - 1] = '\0';
+    return s;
+}
+
+/* Write {"v": x} and read it back: the same double, bit for bit. */
+static void assert_round_trip(double x) {
+    json_t *v = json_pack("{sf}", "v", x);
+    char *s = written(v);
+    json_t *w = json_loads(s, 0, NULL);
+    ck_assert_msg(w && json_is_real(json_object_get(w, "v")), "%s", s);
+    ck_assert_msg(json_real_value(json_object_get(w, "v")) == x, "%.17g written as %s", x, s);
+    json_decref(w);
+    json_decref(v);
+    free(s);
+}
+
+START_TEST(test_reals_shortest_exact) {
+    /* A double from a config (temperature 0.7) prints as 0.7, not jansson's 0.69999999999999996; a
+     * float32 score promoted to double needs more digits and keeps them; integers stay integers, a
+     * whole real keeps its ".0", exponents lose '+' and leading zeros, strings are left alone. */
+    float score = 0.1f;
+    json_t *v = json_pack("{sf sf sf sf sf sf sf si ss s[ff]}", "temperature", 0.7, "top_p", 0.9, "score", (double)score,
+                          "whole", 1.0, "big", 1e300, "small", -2.5e-7, "third", 1.0 / 3, "n", 7, "text",
+                          "0.69999999999999996 \"x\\\" 1e+05", "list", 0.25, -0.7);
+    char *s = written(v);
+    ck_assert_str_eq(s, "{\"temperature\":0.7,\"top_p\":0.9,\"score\":0.10000000149011612,\"whole\":1.0,"
+                        "\"big\":1e300,\"small\":-2.5e-7,\"third\":0.3333333333333333,\"n\":7,"
+                        "\"text\":\"0.69999999999999996 \\\"x\\\\\\\" 1e+05\",\"list\":[0.25,-0.7]}");
+    json_t *w = json_loads(s, 0, NULL);
+    ck_assert(json_equal(v, w)); /* every real reads back as the same double */
+    ck_assert(json_real_value(json_object_get(w, "temperature")) == 0.7);
+    ck_assert((float)json_real_value(json_object_get(w, "score")) == score);
+    json_decref(w);
+    json_decref(v);
+    free(s);
+    /* jsonl_dumps is the same text, whatever JSON_REAL_PRECISION the caller asks for */
+    v = json_pack("{sf}", "x", 0.1 + 0.2);
+    s = jsonl_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(3));
+    ck_assert_str_eq(s, "{\"x\":0.30000000000000004}");
+    free(s);
+    json_decref(v);
+}
+END_TEST
+
+START_TEST(test_reals_round_trip) {
+    /* doubles of every magnitude, float32 values promoted to double, and the awkward ones */
+    const double edge[] = {0.7, 0.1 + 0.2, 1e15, 1e16, 123456789012345678.0, 9007199254740993.0, 5e-324,
+                           2.2250738585072014e-308, 1.7976931348623157e308, -0.0, 1e-5, 1e21, 0.5};
+    for (size_t i = 0; i < sizeof edge / sizeof *edge; i++) assert_round_trip(edge[i]);
+    uint64_t x = 0x9e3779b97f4a7c15u;
+    for (int i = 0; i < 20000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* xorshift64 */
+        double d;
+        memcpy(&d, &x, sizeof d);
+        if (isfinite(d)) assert_round_trip(d);
+        float f;
+        uint32_t lo = (uint32_t)x;
+        memcpy(&f, &lo, sizeof f);
+        if (isfinite(f)) assert_round_trip((double)f);
+        assert_round_trip((double)(x >> 11) / 9007199254740992.0 * 10 - 5); /* uniform in [-5, 5) */
+    }
+}
+END_TEST
+
 START_TEST(test_missing_file) {
     JsonlReader *r;
     ck_assert_int_eq(jsonl_open(&r, "/nonexistent/x.jsonl"), ERR_INPUT);
@@ -138,6 +214,8 @@ int main(void) {
     tcase_add_test(tc, test_lines_numbers_blank_crlf);
     tcase_add_test(tc, test_bad_lines_name_file_and_line_then_continue);
     tcase_add_test(tc, test_long_line_and_writer_round_trip);
+    tcase_add_test(tc, test_reals_shortest_exact);
+    tcase_add_test(tc, test_reals_round_trip);
     tcase_add_test(tc, test_missing_file);
     tcase_add_test(tc, test_stream_name);
     suite_add_tcase(s, tc);

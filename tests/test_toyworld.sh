@@ -195,7 +195,7 @@ for opt in --config --set --seed --n --tokens --split --policy --summary --help 
 done
 $T config | sed -n 's/^ *\([a-z_]*\):.*/\1/p' | sort -u > keys.txt
 while read -r k; do grep -q "$k" help.txt || fail "--help does not list key $k"; done < keys.txt
-$T --version | grep -q '^toyworld [0-9]' || fail "--version"
+$T --version | grep -q '^toyworld (rlhf.c) [0-9]' || fail "--version"
 # the fact table is the one the oracle uses: each stated colour is judged fully helpful
 $T facts > facts.tsv
 [ "$(wc -l < facts.tsv)" -eq 65 ] || fail "facts: want 48 colours + 16 foods + header"

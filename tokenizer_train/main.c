@@ -17,10 +17,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli.h"
 #include "tokenizer.h"
 #include "util.h"
 
 #define TOKENIZER_TRAIN_VERSION "0.1.0"
+#define PROG "tokenizer_train"
 
 static void usage(FILE *f) {
     fprintf(f, "usage: tokenizer_train --vocab N --out FILE [FILE|-]...\n\n"
@@ -35,22 +37,12 @@ static void usage(FILE *f) {
             TOKENIZER_FIRST_PIECE, 1 << 24);
 }
 
-static int fail(int code, const char *fmt, const char *arg) {
-    fprintf(stderr, "tokenizer_train: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n");
-    return code;
-}
-
 /* Append the whole of f to text. */
 static int read_all(FILE *f, const char *name, TextBuf *text) {
     char buf[1 << 16];
     size_t n;
     while ((n = fread(buf, 1, sizeof buf, f)) > 0) text_buf_append(text, buf, n);
-    if (ferror(f)) {
-        fprintf(stderr, "tokenizer_train: %s: read error: %s\n", name, strerror(errno));
-        return ERR_RUNTIME;
-    }
+    if (ferror(f)) return cli_fail(PROG, ERR_RUNTIME, "%s: read error: %s", name, strerror(errno));
     return ERR_OK;
 }
 
@@ -71,18 +63,18 @@ int main(int argc, char **argv) {
             errno = 0;
             vocab = strtol(optarg, &end, 10);
             if (!*optarg || *end || errno || vocab < TOKENIZER_FIRST_PIECE || vocab > (1 << 24))
-                return fail(ERR_INPUT, "--vocab must be an integer in 259..16777216, not '%s' (see --help)", optarg);
+                return cli_fail(PROG, ERR_INPUT, "--vocab must be an integer in 259..16777216, not '%s' (see --help)", optarg);
             break;
         }
         case 'o': out = optarg; break;
         case 'h': usage(stdout); return 0;
-        case 'V': printf("tokenizer_train (rlhf.c) %s\n", TOKENIZER_TRAIN_VERSION); return 0;
-        case ':': return fail(ERR_INPUT, "option '%s' needs a value (see --help)", argv[optind - 1]);
-        default: return fail(ERR_INPUT, "unknown option '%s' (see --help)", argv[optind - 1]);
+        case 'V': cli_print_version(PROG, TOKENIZER_TRAIN_VERSION); return 0;
+        case ':': return cli_fail(PROG, ERR_INPUT, "option '%s' needs a value (see --help)", argv[optind - 1]);
+        default: return cli_fail(PROG, ERR_INPUT, "unknown option '%s' (see --help)", argv[optind - 1]);
         }
     }
-    if (vocab == 0) return fail(ERR_INPUT, "%s", "--vocab N is required (see --help)");
-    if (!out) return fail(ERR_INPUT, "%s", "--out FILE is required (see --help)");
+    if (vocab == 0) return cli_fail(PROG, ERR_INPUT, "--vocab N is required (see --help)");
+    if (!out) return cli_fail(PROG, ERR_INPUT, "--out FILE is required (see --help)");
 
     TextBuf text = {0};
     int rc = ERR_OK;
@@ -96,8 +88,9 @@ int main(int argc, char **argv) {
         }
         FILE *f = fopen(inputs[i], "rb");
         if (!f) {
-            fprintf(stderr, "tokenizer_train: %s: %s\n", inputs[i], strerror(errno));
-            rc = errno == ENOENT || errno == EACCES || errno == EISDIR ? ERR_INPUT : ERR_RUNTIME;
+            int e = errno;
+            rc = cli_fail(PROG, e == ENOENT || e == EACCES || e == EISDIR ? ERR_INPUT : ERR_RUNTIME, "%s: %s", inputs[i],
+                          strerror(e));
             break;
         }
         rc = read_all(f, inputs[i], &text);
@@ -115,16 +108,10 @@ int main(int argc, char **argv) {
     rc = tokenizer_train(&t, text.data ? text.data : "", text.len, (int32_t)vocab, &st);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     text_buf_free(&text);
-    if (rc != ERR_OK) {
-        fprintf(stderr, "tokenizer_train: %s\n", err_msg());
-        return rc;
-    }
+    if (rc != ERR_OK) return cli_fail(PROG, rc, "%s", err_msg());
     rc = tokenizer_save(&t, out);
     tokenizer_free(&t);
-    if (rc != ERR_OK) {
-        fprintf(stderr, "tokenizer_train: %s\n", err_msg());
-        return rc;
-    }
+    if (rc != ERR_OK) return cli_fail(PROG, rc, "%s", err_msg());
     double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     printf("%s: %ld tokens from %lld bytes (%lld chunks, %lld distinct): %lld tokens, %.2f bytes/token, %.2f s\n",
            out, vocab, (long long)st.corpus_bytes, (long long)st.chunks, (long long)st.unique_chunks,

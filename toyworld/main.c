@@ -18,17 +18,18 @@
 #include <ctype.h>
 #include <jansson.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "config.h"
 #include "jsonl.h"
 #include "util.h"
 #include "world.h"
 
 #define TOYWORLD_VERSION "0.1.0"
+#define PROG "toyworld"
 
 /* Stream ids for rng_fork, one per use, so that adding one use does not shift the others. */
 enum { STREAM_PROMPTS = 1, STREAM_DEMOS, STREAM_CORPUS, STREAM_RESPOND, STREAM_RATE };
@@ -65,17 +66,6 @@ static void usage(FILE *f) {
     config_print_help(TOY_SCHEMA, f);
 }
 
-static int fail(Err rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int fail(Err rc, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "toyworld: ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return rc;
-}
-
 static bool parse_count(const char *s, int64_t *out) {
     char *end;
     long long v = strtoll(s, &end, 10);
@@ -100,34 +90,34 @@ static int parse_args(int argc, char **argv, Opts *o) {
             return 0;
         }
         if (!strcmp(a, "--version")) {
-            printf("toyworld %s\n", TOYWORLD_VERSION);
+            cli_print_version(PROG, TOYWORLD_VERSION);
             return 0;
         }
         if (!strcmp(a, "--summary")) { o->summary = true; continue; }
         bool takes = !strcmp(a, "--config") || !strcmp(a, "--set") || !strcmp(a, "--seed") || !strcmp(a, "--n") ||
                      !strcmp(a, "--tokens") || !strcmp(a, "--split") || !strcmp(a, "--policy");
         if (takes) {
-            if (!val) return fail(ERR_INPUT, "%s needs a value (see --help)", a);
+            if (!val) return cli_fail(PROG, ERR_INPUT, "%s needs a value (see --help)", a);
             i++;
             if (!strcmp(a, "--config")) o->config_path = val;
             else if (!strcmp(a, "--set")) o->sets[o->nsets++] = val;
             else if (!strcmp(a, "--split")) o->split = val;
             else if (!strcmp(a, "--policy")) o->policy = val;
             else if (!parse_count(val, !strcmp(a, "--seed") ? &o->seed : !strcmp(a, "--n") ? &o->n : &o->tokens))
-                return fail(ERR_INPUT, "%s: expected a non-negative integer, got '%s'", a, val);
+                return cli_fail(PROG, ERR_INPUT, "%s: expected a non-negative integer, got '%s'", a, val);
             continue;
         }
-        if (a[0] == '-' && a[1]) return fail(ERR_INPUT, "unknown option '%s' (see --help)", a);
+        if (a[0] == '-' && a[1]) return cli_fail(PROG, ERR_INPUT, "unknown option '%s' (see --help)", a);
         if (!o->cmd) o->cmd = a;
         else if (!o->input) o->input = a;
-        else return fail(ERR_INPUT, "unexpected argument '%s'", a);
+        else return cli_fail(PROG, ERR_INPUT, "unexpected argument '%s'", a);
     }
     if (!o->cmd) {
         usage(stderr);
         return ERR_INPUT;
     }
     if (strcmp(o->split, "train") && strcmp(o->split, "test"))
-        return fail(ERR_INPUT, "--split: expected train or test, got '%s'", o->split);
+        return cli_fail(PROG, ERR_INPUT, "--split: expected train or test, got '%s'", o->split);
     return -1;
 }
 
@@ -217,18 +207,17 @@ static void put_system(const World *w, const Dialog *d, json_t *rec) {
     free(s);
 }
 
-/* One record per line. Not jsonl_write: scores read better as 0.8 than as 0.80000000000000004,
- * and 10 significant digits are more than the oracle's steps need. */
+/* One record per line (jsonl_write: a score of 0.8 reads 0.8, and every score reads back exactly). */
 static Err emit(json_t *rec) {
-    int bad = json_dumpf(rec, stdout, JSON_COMPACT | JSON_REAL_PRECISION(10)) != 0 || fputc('\n', stdout) == EOF;
+    Err rc = jsonl_write(stdout, rec);
     json_decref(rec);
-    return bad ? err_set(ERR_RUNTIME, "writing stdout failed") : ERR_OK;
+    return rc ? err_set(ERR_RUNTIME, "writing stdout failed") : ERR_OK;
 }
 
 /* ---------------------------------------------------------------- prompts, demos, corpus */
 
 static int cmd_prompts(const World *w, Rng *base, const Opts *o) {
-    if (o->n < 0) return fail(ERR_INPUT, "prompts: --n N is required");
+    if (o->n < 0) return cli_fail(PROG, ERR_INPUT, "prompts: --n N is required");
     Rng r = rng_fork(base, STREAM_PROMPTS);
     bool test = !strcmp(o->split, "test");
     for (int64_t i = 0; i < o->n; i++) {
@@ -240,7 +229,7 @@ static int cmd_prompts(const World *w, Rng *base, const Opts *o) {
         json_object_set_new(rec, "split", json_string(o->split));
         json_object_set_new(rec, "source", json_string("toyworld"));
         dialog_free(&d);
-        if (emit(rec) != ERR_OK) return fail(ERR_RUNTIME, "%s", err_msg());
+        if (emit(rec) != ERR_OK) return cli_fail(PROG, ERR_RUNTIME, "%s", err_msg());
     }
     return 0;
 }
@@ -287,7 +276,7 @@ static void answer_last(const World *w, Dialog *d, Quality q, Rng *r) {
 }
 
 static int cmd_demos(const World *w, Rng *base, const Opts *o) {
-    if (o->n < 0) return fail(ERR_INPUT, "demos: --n N is required");
+    if (o->n < 0) return cli_fail(PROG, ERR_INPUT, "demos: --n N is required");
     Rng r = rng_fork(base, STREAM_DEMOS);
     for (int64_t i = 0; i < o->n; i++) {
         Dialog d;
@@ -303,7 +292,7 @@ static int cmd_demos(const World *w, Rng *base, const Opts *o) {
         json_object_set_new(rec, "iteration", json_integer(0));
         json_object_set_new(rec, "tags", tags);
         dialog_free(&d);
-        if (emit(rec) != ERR_OK) return fail(ERR_RUNTIME, "%s", err_msg());
+        if (emit(rec) != ERR_OK) return cli_fail(PROG, ERR_RUNTIME, "%s", err_msg());
     }
     return 0;
 }
@@ -322,12 +311,12 @@ static int64_t rough_tokens(const char *s) {
 }
 
 static int cmd_corpus(const World *w, Rng *base, const Opts *o) {
-    if (o->tokens < 0) return fail(ERR_INPUT, "corpus: --tokens N is required");
+    if (o->tokens < 0) return cli_fail(PROG, ERR_INPUT, "corpus: --tokens N is required");
     Rng r = rng_fork(base, STREAM_CORPUS);
     for (int64_t total = 0; total < o->tokens;) {
         char *p = world_corpus_paragraph(w, &r);
         total += rough_tokens(p);
-        if (printf("%s\n\n", p) < 0) return free(p), fail(ERR_RUNTIME, "writing the corpus failed");
+        if (printf("%s\n\n", p) < 0) return free(p), cli_fail(PROG, ERR_RUNTIME, "writing the corpus failed");
         free(p);
     }
     return 0;
@@ -391,7 +380,7 @@ typedef Err (*RecordFn)(const World *w, json_t *rec, const char *where, int64_t 
 static int for_each_record(const World *w, const Opts *o, RecordFn fn, void *ctx) {
     JsonlReader *rd;
     Err rc = jsonl_open(&rd, o->input ? o->input : "-");
-    if (rc != ERR_OK) return fail(rc, "%s", err_msg());
+    if (rc != ERR_OK) return cli_fail(PROG, rc, "%s", err_msg());
     json_t *v;
     int64_t line = 0;
     while ((rc = jsonl_next(rd, &v, &line)) == ERR_OK && v) {
@@ -403,7 +392,7 @@ static int for_each_record(const World *w, const Opts *o, RecordFn fn, void *ctx
         if (rc != ERR_OK) break;
     }
     jsonl_close(rd);
-    if (rc != ERR_OK) return fail(rc, "%s", err_msg());
+    if (rc != ERR_OK) return cli_fail(PROG, rc, "%s", err_msg());
     return 0;
 }
 
@@ -733,7 +722,7 @@ int main(int argc, char **argv) {
     if (rc == ERR_OK && (rc = world_build(&w, &cfg)) != ERR_OK && o.config_path)
         err_prefix(rc, "%s: ", o.config_path);
     if (rc != ERR_OK) {
-        code = fail(rc, "%s", err_msg());
+        code = cli_fail(PROG, rc, "%s", err_msg());
         goto done;
     }
     Rng base;
@@ -745,7 +734,7 @@ int main(int argc, char **argv) {
         static const char *POLICIES[] = {"good", "demo", "refuse", "random"};
         bool known = false;
         for (int i = 0; i < 4; i++) known |= o.policy && !strcmp(o.policy, POLICIES[i]);
-        if (!known) code = fail(ERR_INPUT, "respond: --policy must be good, demo, refuse or random");
+        if (!known) code = cli_fail(PROG, ERR_INPUT, "respond: --policy must be good, demo, refuse or random");
         else {
             RespondCtx ctx = {rng_fork(&base, STREAM_RESPOND), o.policy};
             code = for_each_record(w, &o, respond_one, &ctx);
@@ -764,8 +753,8 @@ int main(int argc, char **argv) {
         free(ctx);
     } else if (!strcmp(o.cmd, "config")) config_dump(TOY_SCHEMA, &cfg, stdout);
     else if (!strcmp(o.cmd, "facts")) cmd_facts(w);
-    else code = fail(ERR_INPUT, "unknown command '%s' (see --help)", o.cmd);
-    if (code == 0 && fflush(stdout) != 0) code = fail(ERR_RUNTIME, "writing stdout failed");
+    else code = cli_fail(PROG, ERR_INPUT, "unknown command '%s' (see --help)", o.cmd);
+    if (code == 0 && fflush(stdout) != 0) code = cli_fail(PROG, ERR_RUNTIME, "writing stdout failed");
 done:
     world_free(w);
     config_free(TOY_SCHEMA, &cfg);
