@@ -122,7 +122,8 @@ $(D)/v$(1)/gatt.done: $(D)/v$(2)/done
 	touch $$@
 
 $(D)/v$(1)/rs.done: $(D)/v$(1)/rm_helpfulness/done $(D)/v$(1)/rm_safety/done $(D)/v$(1)/gatt.done
-	$(B)/rejection_sample --config $(C)/rs.yaml --model $(call policy,$(2)) --rm-helpfulness $(D)/v$(1)/rm_helpfulness/ckpt --rm-safety $(D)/v$(1)/rm_safety/ckpt --db $(DB) --iteration $(1) --seed $(1) -K $(call knob,rs_k,$(1)) --temperatures $(call knob,rs_temperatures,$(1)) --pool $(call knob,rs_pool,$(1)) --out $(D)/v$(1)/rs_sample $(T) > $(D)/v$(1)/best_of_n.txt
+	$(B)/rejection_sample --config $(C)/rs.yaml --model $(call policy,$(2)) --rm-helpfulness $(D)/v$(1)/rm_helpfulness/ckpt --rm-safety $(D)/v$(1)/rm_safety/ckpt --db $(DB) --iteration $(1) --seed $(1) -K $(call knob,rs_k,$(1)) --temperatures $(call knob,rs_temperatures,$(1)) --pool $(call knob,rs_pool,$(1)) --out $(D)/v$(1)/rs_sample --candidates $(D)/v$(1)/rs_candidates.jsonl $(T) > $(D)/v$(1)/best_of_n.txt
+	$(B)/toyworld score $(W) $(D)/v$(1)/rs_candidates.jsonl > $(D)/v$(1)/rs_oracle.jsonl
 	$(B)/sft --config $(C)/rs_sft.yaml --init $(call policy,$(2)) --db $(DB) --iteration $(1) --set data.iteration=$(1) --set train.steps=$(call knob,rs_sft_steps,$(1)) $(T) --out $(D)/v$(1)/rs $$(call resume,$(D)/v$(1)/rs)
 	touch $$@
 

@@ -2,8 +2,8 @@
  * rejection_sample — best-of-K sampling scored by the reward models (Llama 2 §3.2.3).
  *
  *   rejection_sample --model POLICY --rm-helpfulness DIR [--rm-safety DIR] --db PATH --iteration N
- *                    [-K N] [--temperatures 0.8,1.0,...] [--pool latest|all] [--emit jsonl] [--out DIR]
- *                    [FILE|-]
+ *                    [-K N] [--temperatures 0.8,1.0,...] [--pool latest|best|all] [--emit jsonl] [--out DIR]
+ *                    [--candidates FILE] [FILE|-]
  *
  * The algorithm, as the paper runs it at each iteration:
  *   1. prompts: the store's (filters data.*), or Prompt objects as JSONL from FILE or - (stored first,
@@ -33,6 +33,11 @@
  *     rejection_sample ... --emit jsonl | toyworld rate | prefs_db import -
  * The table then goes to stderr; otherwise to stdout.
  *
+ * --candidates FILE writes every candidate (the new samples and the pooled answers) as a response record
+ * with its rewards, its temperature, its sample number and whether it was kept — what an outside judge
+ * (toyworld score) needs to see whether the reward models' best of N is really better. Written
+ * atomically (fileio.h): the file appears whole when the run succeeds, and not at all otherwise.
+ *
  * Exit status: 0 ok, 1 runtime failure, 2 usage or input error (bad option, config, prompt line).
  */
 #include <errno.h>
@@ -49,6 +54,7 @@
 #include "chat.h"
 #include "ckpt.h"
 #include "cli.h"
+#include "fileio.h"
 #include "gen.h"
 #include "jsonl.h"
 #include "reward.h"
@@ -113,6 +119,9 @@ static void usage(FILE *f) {
             "                         earlier answer to the prompt (select.pool)\n"
             "  --emit jsonl           write pairs (kept vs. worst answer) on stdout for a rater\n"
             "  --out DIR              also write DIR/metrics.tsv\n"
+            "  --candidates FILE      write every candidate (new samples and pooled answers) to FILE as JSONL\n"
+            "                         response records with its rewards, temperature, sample number and\n"
+            "                         whether it was kept (what toyworld score reads)\n"
             "  --config FILE          YAML configuration (keys below)\n"
             "  --set key=value        override one configuration key (repeatable)\n"
             "  --seed N               same as --set seed=N\n"
@@ -127,7 +136,7 @@ static void usage(FILE *f) {
 
 typedef struct {
     CliCommon cli; /* --model, --db, --iteration, --config, --set (and shorthands), --seed, --threads, inputs */
-    const char *out;
+    const char *out, *candidates;
     bool emit_pairs;
 } Opts;
 
@@ -144,7 +153,8 @@ static int parse_opts(int argc, char **argv, Opts *o) {
     static const struct option longopts[] = {
         CLI_OPTION_MODEL, {"rm-helpfulness", required_argument, 0, 'H'}, {"rm-safety", required_argument, 0, 'S'},
         CLI_OPTIONS_STORE, {"temperatures", required_argument, 0, 'T'}, {"pool", required_argument, 0, 'P'},
-        {"emit", required_argument, 0, 'E'}, {"out", required_argument, 0, 'o'}, CLI_OPTIONS_COMMON, {0, 0, 0, 0},
+        {"emit", required_argument, 0, 'E'}, {"out", required_argument, 0, 'o'}, {"candidates", required_argument, 0, 'C'},
+        CLI_OPTIONS_COMMON, {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
     cli_common_init(&o->cli, PROG, RS_VERSION, usage, argc);
@@ -164,6 +174,11 @@ static int parse_opts(int argc, char **argv, Opts *o) {
             o->emit_pairs = true;
             break;
         case 'o': o->out = optarg; break;
+        case 'C':
+            if (!*optarg || strcmp(optarg, "-") == 0)
+                return cli_fail(PROG, ERR_INPUT, "--candidates: give a file name (stdout carries the table or the pairs)");
+            o->candidates = optarg;
+            break;
         default: if ((rc = cli_common_opt(&o->cli, c, argv))) return rc;
         }
     }
@@ -315,11 +330,16 @@ static Err store_prompt_cb(void *ctx, const StorePrompt *p) {
 
 /* ---- candidates ---------------------------------------------------------------------------------- */
 
-/* One answer that may be kept: a new sample, or (--pool all) an earlier iteration's response. */
+/* One answer that may be kept: a new sample, or (--pool best|all) an earlier iteration's response. */
 typedef struct {
     int64_t prompt;      /* index into Prompts */
     int64_t response_id; /* its store row */
     char *text;
+    char *model;         /* the policy that wrote it, and in which iteration */
+    int64_t iteration;
+    double temperature, top_p; /* as sampled (NAN: the store does not know) */
+    int sample;          /* its number among the prompt's K samples at this temperature; -1: pooled */
+    bool kept;           /* the arg-max of its prompt (select_and_keep) */
     float help, safe, rank; /* reward-model scores (NAN: no such model) and the combined reward */
 } Cand;
 
@@ -339,7 +359,10 @@ static Cand *cands_push(Cands *c) {
 }
 
 static void cands_free(Cands *c) {
-    for (int64_t i = 0; i < c->n; i++) free(c->v[i].text);
+    for (int64_t i = 0; i < c->n; i++) {
+        free(c->v[i].text);
+        free(c->v[i].model);
+    }
     free(c->v);
 }
 
@@ -429,6 +452,11 @@ static Err pool_cb(void *ctx, const StoreResponseRow *r) {
     x->prompt = pc->prompt_of[r->r.prompt_id] - 1;
     x->response_id = r->r.id;
     x->text = xstrdup(r->r.text);
+    x->model = xstrdup(r->r.model);
+    x->iteration = r->r.iteration;
+    x->temperature = r->r.temperature;
+    x->top_p = r->r.top_p;
+    x->sample = -1;
     return ERR_OK;
 }
 
@@ -493,6 +521,11 @@ static Err sample_all(Model *policy, const Tokenizer *tok, const Prompts *pl, co
                 Cand *x = cands_push(c);
                 x->prompt = first + i;
                 x->text = gen_answer_text(tok, &out[i * k + j]);
+                x->model = xstrdup(name);
+                x->iteration = iteration;
+                x->temperature = temp;
+                x->top_p = cfg->top_p;
+                x->sample = j;
                 StoreResponse r = {.prompt_id = pl->v[first + i].id, .text = x->text, .model = name,
                                    .iteration = iteration, .temperature = temp, .top_p = cfg->top_p};
                 rc = store_response_add(db, &r, &x->response_id);
@@ -557,7 +590,7 @@ typedef struct {
 
 /* Per prompt: the arg-max of the combined reward over its candidates becomes an SFT example. Pooled
  * candidates come first in c, so an older answer wins a tie. */
-static Err select_and_keep(Store *db, const Prompts *pl, const Cands *c, int64_t n_pooled, int64_t iteration,
+static Err select_and_keep(Store *db, const Prompts *pl, Cands *c, int64_t n_pooled, int64_t iteration,
                            bool emit_pairs, KeepStats *ks) {
     int64_t *group = xmalloc((size_t)(c->n ? c->n : 1) * sizeof *group), *best = xmalloc((size_t)pl->n * sizeof *best);
     float *rank = xmalloc((size_t)(c->n ? c->n : 1) * sizeof *rank);
@@ -577,6 +610,7 @@ static Err select_and_keep(Store *db, const Prompts *pl, const Cands *c, int64_t
     bool begun = !rc;
     for (int64_t p = 0; !rc && p < pl->n; p++) {
         if (best[p] < 0) continue;
+        c->v[best[p]].kept = true;
         rc = keep_answer(db, &pl->v[p], &c->v[best[p]], iteration);
         ks->kept++;
         ks->from_pool += best[p] < n_pooled;
@@ -593,6 +627,34 @@ static Err select_and_keep(Store *db, const Prompts *pl, const Cands *c, int64_t
     free(first);
     free(members);
     free(fill);
+    return rc;
+}
+
+/* --candidates: each candidate as a response record (the shape generate writes, so that toyworld score
+ * and prefs_db import read it) plus what the selection saw: "id" (its store row), "reward" (the combined
+ * reward it was ranked by), "reward_helpfulness" and "reward_safety" (each model given), "sample" (its
+ * number among the prompt's K samples at its temperature) or "pooled": true (an earlier iteration's
+ * answer, with that answer's model, iteration and temperature), and "kept". In c's order: the pooled
+ * answers, then each temperature's samples in (prompt, sample) order. */
+static Err write_candidates(FILE *f, const Prompts *pl, const Cands *c, const Rewards *rw) {
+    Err rc = ERR_OK;
+    for (int64_t i = 0; !rc && i < c->n; i++) {
+        const Cand *x = &c->v[i];
+        json_t *rec = json_pack("{s:s, s:I, s:O, s:s, s:s, s:I}", "type", "response", "id", (json_int_t)x->response_id,
+                                "prompt", pl->v[x->prompt].obj, "text", x->text, "model", x->model, "iteration",
+                                (json_int_t)x->iteration);
+        ASSERT(rec);
+        if (isfinite(x->temperature)) json_object_set_new(rec, "temperature", json_real(x->temperature));
+        if (isfinite(x->top_p)) json_object_set_new(rec, "top_p", json_real(x->top_p));
+        json_object_set_new(rec, "reward", json_real(x->rank));
+        if (rw->has_help) json_object_set_new(rec, "reward_helpfulness", json_real(x->help));
+        if (rw->has_safe) json_object_set_new(rec, "reward_safety", json_real(x->safe));
+        if (x->sample >= 0) json_object_set_new(rec, "sample", json_integer(x->sample));
+        json_object_set_new(rec, "pooled", json_boolean(x->sample < 0));
+        json_object_set_new(rec, "kept", json_boolean(x->kept));
+        rc = jsonl_write(f, rec);
+        json_decref(rec);
+    }
     return rc;
 }
 
@@ -703,8 +765,13 @@ static int run(const Opts *o, RsCfg *c) {
     char *name = *c->name ? xstrdup(c->name) : model_name(o->cli.model);
     char *config_text = config_dump_string(RS_SCHEMA, c);
     bool policy_loaded = false, tok_loaded = false;
+    AtomicFile cands_file = {0};
 
-    Err rc = ckpt_load_model(&policy, o->cli.model, &map);
+    /* --candidates first: an unwritable path should fail now, not after the sampling */
+    Err rc = o->candidates ? atomic_open(&cands_file, o->candidates) : ERR_OK;
+    if (rc) err_prefix(rc, "--candidates: ");
+    bool have_cands_file = o->candidates && !rc;
+    if (!rc) rc = ckpt_load_model(&policy, o->cli.model, &map);
     if (!rc) {
         policy_loaded = true;
         if (policy.cfg.head != HEAD_LM) rc = err_set(ERR_INPUT, "%s: not a policy (it has a scalar head)", o->cli.model);
@@ -741,6 +808,7 @@ static int run(const Opts *o, RsCfg *c) {
     for (size_t t = 0; !rc && t < c->temperatures.n; t++)
         rc = sample_all(&policy, &tok, &pl, c, c->temperatures.items[t], name, o->cli.iteration, db, &rw, &cands, &ss);
     if (!rc) rc = select_and_keep(db, &pl, &cands, n_pooled, o->cli.iteration, o->emit_pairs, &ks);
+    if (!rc && have_cands_file) rc = write_candidates(cands_file.f, &pl, &cands, &rw);
     if (!rc) rc = report_curves(&cands, n_pooled, &pl, c, o->emit_pairs ? stderr : stdout, db, run_id, have_log ? &log : NULL);
     double tps = ss.seconds > 0 ? (double)ss.new_tokens / ss.seconds : 0;
     if (!rc) {
@@ -755,10 +823,15 @@ static int run(const Opts *o, RsCfg *c) {
                      " from earlier iterations), mean kept reward %.4f, %" PRId64 " pairs; sampling %.0f new tokens/s, %.1f s\n",
                 pl.n, pl.skipped, ss.samples, ks.kept, ks.from_pool, ks.kept_rank, ks.pairs, tps, ss.seconds);
     }
+    if (have_cands_file) { /* whole, or not at all */
+        if (rc) atomic_abort(&cands_file);
+        else if (!(rc = atomic_commit(&cands_file)))
+            fprintf(stderr, PROG ": %" PRId64 " candidates written to %s\n", cands.n, o->candidates);
+    }
     if (run_id) {
-        json_t *out = json_pack("{s:I, s:I, s:I, s:I, s:I}", "prompts", (json_int_t)pl.n, "samples", (json_int_t)ss.samples,
-                                "sft_examples", (json_int_t)ks.kept, "from_pool", (json_int_t)ks.from_pool, "pairs",
-                                (json_int_t)ks.pairs);
+        json_t *out = json_pack("{s:I, s:I, s:I, s:I, s:I, s:s?}", "prompts", (json_int_t)pl.n, "samples",
+                                (json_int_t)ss.samples, "sft_examples", (json_int_t)ks.kept, "from_pool",
+                                (json_int_t)ks.from_pool, "pairs", (json_int_t)ks.pairs, "candidates", rc ? NULL : o->candidates);
         char *outs = jsonl_dumps(out, JSON_COMPACT);
         json_decref(out);
         Err e2 = store_run_end(db, run_id, outs, rc ? "failed" : "ok");

@@ -2,12 +2,16 @@
 # check_report.sh RUN_DIR — what `make demo-quick` (and CI) checks after the pipeline: the report and its
 # plots exist, and every number it shows is finite and in range. It does not check that RLHF helped
 # (a tiny run need not); docs/demo.md says where to read that in the full demo's report.
-#   - report.md has its five sections and no nan/inf;
-#   - plots: fig11_rm, fig11_oracle, table8, fig7, ppo, fig9 PNGs, non-empty;
+#   - report.md has its five sections, the best-of-N one with its oracle subsection, and no nan/inf;
+#   - plots: fig11_rm, fig11_oracle, table8, fig7, ppo, fig9 PNGs, non-empty (and fig7_oracle, below);
 #   - one evaluation row per version V0..V5: helpfulness, violation, false refusals and win rates in
 #     [0, 1], KL finite; V0 against itself: win rates exactly 1/2 and KL ~ 0 (the same model);
 #   - reward-model accuracies in [0, 1] with at least one test pair; best of N: max >= median, and the
-#     max never falls as N grows; PPO's logged metrics finite, its KL (k3) never negative; for each
+#     max never falls as N grows; best of N judged by the oracle (bon_oracle.tsv), for every iteration
+#     that has its candidates judged (vN/rs_candidates.jsonl, vN/rs_oracle.jsonl; older runs have none,
+#     and the report says so): helpfulness and unsafe shares in [0, 1], the pick never above the oracle's
+#     own best, the two equal at N = 1, the oracle's best never falling as N grows, and its plot;
+#     PPO's logged metrics finite, its KL (k3) never negative; for each
 #     iteration with PPO, one finite, in-range evaluation of its starting point (eval_rs.tsv).
 # Exit 0 when all hold, 1 with one line per failure otherwise.
 set -eu
@@ -20,6 +24,7 @@ fail() { echo "check_report: $*" >&2; bad=1; }
 for s in "Held-out evaluation" "Table 8" "Figure 7" "PPO" "Figure 9"; do
     grep -q "^## .*$s" "$R/report.md" || fail "report.md lacks the section '$s'"
 done
+grep -q "^### Best of N judged by the oracle" "$R/report.md" || fail "report.md lacks the subsection 'Best of N judged by the oracle'"
 grep -qiw -e nan -e inf -e '-nan' "$R/report.md" && fail "report.md shows a non-finite number"
 for f in fig11_rm fig11_oracle table8 fig7 ppo fig9; do
     [ -s "$P/$f.png" ] || fail "plot $P/$f.png missing"
@@ -55,6 +60,29 @@ awk -F'\t' '
               if (p[3] > 1 && v[p[1], p[2], p[3], "max_reward"] < v[p[1], p[2], p[3] - 1, "max_reward"] - 1e-6) { printf "best of N: V%d T=%s max falls at N=%d\n", p[1], p[2], p[3]; bad = 1 } }
           if (length(k) == 0) { print "no best-of-N rows"; bad = 1 }
           exit bad }' "$P/best_of_n.tsv" >&2 || bad=1
+
+# bon_oracle.tsv: iteration, temperature, N, prompts, oracle helpfulness of the RM's pick, oracle's best, unsafe share of the pick
+judged=""
+for c in "$R"/v*/rs_candidates.jsonl; do
+    [ -f "$c" ] && judged="$judged $(basename "$(dirname "$c")" | tr -d v)"
+done
+if [ -n "$judged" ]; then
+    [ -s "$P/fig7_oracle.png" ] || fail "plot $P/fig7_oracle.png missing"
+    awk -F'\t' -v judged="$judged" '
+        function finite(x) { return x == x + 0 && x !~ /nan|inf/ }
+        { seen[$1] = 1; k = $1 SUBSEP $2
+          if ($4 < 1) { printf "oracle best of N: V%d T=%s N=%d: no prompts\n", $1, $2, $3; bad = 1 }
+          for (i = 5; i <= 7; i++) if (!finite($i) || $i < 0 || $i > 1) { printf "oracle best of N: V%d T=%s N=%d: column %d = %s not in [0, 1]\n", $1, $2, $3, i, $i; bad = 1 }
+          if ($5 > $6 + 1e-9) { printf "oracle best of N: V%d T=%s N=%d: the pick %s above the best %s\n", $1, $2, $3, $5, $6; bad = 1 }
+          if ($3 == 1 && ($5 - $6 > 1e-9 || $6 - $5 > 1e-9)) { printf "oracle best of N: V%d T=%s: at N = 1 pick %s != best %s\n", $1, $2, $5, $6; bad = 1 }
+          if ($3 > 1 && $6 < best[k] - 1e-9) { printf "oracle best of N: V%d T=%s: the oracle best falls at N=%d\n", $1, $2, $3; bad = 1 }
+          best[k] = $6 }
+        END { n = split(judged, v, " "); for (i = 1; i <= n; i++) if (!(v[i] in seen)) { printf "V%d has rs_candidates.jsonl but no oracle best-of-N rows\n", v[i]; bad = 1 }
+              exit bad }' "$P/bon_oracle.tsv" >&2 || bad=1
+else
+    grep -q "^No iteration has its candidates judged by the oracle" "$R/report.md" ||
+        fail "no vN/rs_candidates.jsonl, and the report does not say so"
+fi
 
 for m in "$R"/v*/ppo/metrics.tsv; do
     [ -f "$m" ] || continue

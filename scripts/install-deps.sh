@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages rlhf.c builds and runs with, when any is missing.
 # Needs root (or sudo) only when something is missing.
 set -e
-PKGS="build-essential pkg-config libopenblas-openmp-dev libyaml-dev libsqlite3-dev sqlite3 check libjansson-dev libopenmpi-dev gnuplot-nox valgrind"
+PKGS="build-essential pkg-config libopenblas-openmp-dev libyaml-dev libsqlite3-dev sqlite3 check libjansson-dev libopenmpi-dev gnuplot-nox jq valgrind"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -4,8 +4,10 @@
 # Every number comes from RUN_DIR/prefs.db (the runs and metrics tables: `evaluate` runs for the
 # held-out evaluation, rm_train eval runs for Table 8, rejection_sample runs for best-of-N, gatt_augment
 # eval for adherence) except the PPO curves, which are also read from RUN_DIR/v*/ppo/metrics.tsv (the
-# same numbers ppo put in the store). The PNGs go to RUN_DIR/plots/; the TSVs they are drawn from stay
-# next to them, so `gnuplot` can redraw them. docs/demo.md explains how to read each part.
+# same numbers ppo put in the store), and best of N judged by the oracle, from RUN_DIR/vN/rs_candidates.jsonl
+# (every candidate of rejection sampling with its reward) and RUN_DIR/vN/rs_oracle.jsonl (toyworld score
+# of it; jq reads both). The PNGs go to RUN_DIR/plots/; the TSVs they are drawn from stay next to them,
+# so `gnuplot` can redraw them. docs/demo.md explains how to read each part.
 set -eu
 [ $# -eq 1 ] || { echo "usage: report.sh RUN_DIR" >&2; exit 2; }
 R=$1
@@ -159,6 +161,103 @@ done
 [ -z "$cmd" ] || plot -e "set output '$P/fig7.png'; set title 'Best of N: mean max combined reward (Figure 7)';
     set xlabel 'N samples'; set ylabel 'reward (logit)'; set grid; set key outside right; plot $cmd"
 echo "![Figure 7](plots/fig7.png)"
+echo
+
+# ---- best-of-N judged by the oracle --------------------------------------------------------------------
+# vN/rs_candidates.jsonl (rejection_sample --candidates: every candidate with its combined reward) and
+# vN/rs_oracle.jsonl (toyworld score of it, line for line). New samples only, as the reward-model curve:
+# per iteration, temperature and N, the mean over prompts of the oracle helpfulness of the reward
+# models' pick (the arg-max of the reward) among N of the K samples, of the oracle's own best among
+# them, and the unsafe share of the pick — each the exact expectation over the N-subsets, as above.
+echo "### Best of N judged by the oracle"
+echo
+: >"$P/bon_oracle_in.tsv"
+missing=""
+for d in "$R"/v*; do
+    [ -f "$d/rs.done" ] || [ -f "$d/rs_candidates.jsonl" ] || continue
+    it=$(basename "$d" | tr -d v)
+    c=$d/rs_candidates.jsonl o=$d/rs_oracle.jsonl
+    if [ ! -s "$c" ] || [ ! -s "$o" ] || [ "$(wc -l <"$c")" -ne "$(wc -l <"$o")" ]; then
+        missing="$missing V$it"
+        continue
+    fi
+    # iteration, temperature, prompt id, sample, reward, oracle helpfulness, unsafe (1/0)
+    jq -n -r --arg it "$it" --slurpfile a "$c" --slurpfile o "$o" '
+        range(0; $a | length) as $i | select(($a[$i].pooled | not) and $o[$i].helpfulness != null)
+        | [$it, $a[$i].temperature, $a[$i].prompt.id, $a[$i].sample, $a[$i].reward, $o[$i].helpfulness,
+           (if $o[$i].safe then 0 else 1 end)] | @tsv' >>"$P/bon_oracle_in.tsv"
+done
+# -> iteration, temperature, N, prompts, oracle helpfulness of the RM pick, oracle's best, unsafe share of the pick
+awk -F'\t' -v OFS='\t' '
+    function choose(n, k,   c, j) { c = 1; for (j = 1; j <= k; j++) c = c * (n - k + j) / j; return c }
+    # idx[1..m] sorted by key ascending; among equal keys a larger tie value comes first
+    function isort(idx, m, key, tie,   i, j, t) {
+        for (i = 2; i <= m; i++) {
+            t = idx[i]
+            for (j = i - 1; j >= 1 && (key[idx[j]] > key[t] || (key[idx[j]] == key[t] && tie[idx[j]] < tie[t])); j--) idx[j + 1] = idx[j]
+            idx[j + 1] = t } }
+    { it_t = $1 SUBSEP sprintf("%g", $2); g = it_t SUBSEP $3; n = ++size[g]
+      Rw[g, n] = $5; H[g, n] = $6; U[g, n] = $7; S[g, n] = $4; if (n > K[it_t]) K[it_t] = n }
+    END {
+        for (g in size) {
+            split(g, p, SUBSEP); it_t = p[1] SUBSEP p[2]; k = K[it_t]
+            if (size[g] != k) continue  # a prompt the oracle could not judge every answer of
+            np[it_t]++
+            for (i = 1; i <= k; i++) { a[i] = b[i] = i; r[i] = Rw[g, i]; h[i] = H[g, i]; u[i] = U[g, i]; s[i] = S[g, i]; z[i] = 0 }
+            isort(a, k, r, s)  # on equal rewards the lower sample number ranks higher: rejection_sample keeps the first
+            isort(b, k, h, z)
+            # the i-th smallest of K is the largest of a random N-subset with probability C(i-1, N-1) / C(K, N)
+            for (N = 1; N <= k; N++) {
+                c = choose(k, N)
+                for (i = N; i <= k; i++) {
+                    w = choose(i - 1, N - 1) / c
+                    pick[it_t, N] += w * h[a[i]]; unsafe[it_t, N] += w * u[a[i]]; best[it_t, N] += w * h[b[i]] } } }
+        for (x in K) if (np[x]) { split(x, p, SUBSEP)
+            for (N = 1; N <= K[x]; N++) print p[1], p[2], N, np[x], pick[x, N] / np[x], best[x, N] / np[x], unsafe[x, N] / np[x] } }' \
+    "$P/bon_oracle_in.tsv" | sort -k1,1n -k2,2g -k3,3n >"$P/bon_oracle.tsv"
+if [ ! -s "$P/bon_oracle.tsv" ]; then
+    echo "No iteration has its candidates judged by the oracle (vN/rs_candidates.jsonl from"
+    echo "\`rejection_sample --candidates\`, vN/rs_oracle.jsonl from \`toyworld score\`): this run directory predates"
+    echo "them; a fresh run of the demo writes them."
+else
+    echo "The same samples judged by the oracle (\`toyworld score\` of \`vN/rs_candidates.jsonl\`, new samples only,"
+    echo "pooled answers left out): the oracle helpfulness of the answer the reward models pick among N samples,"
+    echo "and as an upper bound the oracle's own best among them, each the mean over prompts of the exact"
+    echo "expectation over the N-subsets of the K drawn. Where the reward models' best of N keeps rising but"
+    echo "the oracle's view of their pick does not, selection is over-optimizing an imperfect reward model."
+    [ -z "$missing" ] || { echo; echo "Not judged (no candidates or oracle file, older run):$missing."; }
+    echo
+    echo "| iteration | temperature | N | RM: max reward | oracle helpfulness of the RM's pick | oracle's best helpfulness (upper bound) | unsafe share of the RM's pick | prompts |"
+    echo "|---|---|---|---|---|---|---|---|"
+    awk -F'\t' 'NR == FNR { split($3, a, "@"); if (a[1] == "max_reward") mx[$1, sprintf("%g", a[2]), $2] = $4; next }
+        { k = $1 SUBSEP $2 SUBSEP $3
+          printf "| V%d | %s | %d | %s | %.3f | %.3f | %.1f%% | %d |\n", $1, $2, $3, (k in mx) ? sprintf("%.3f", mx[k]) : "-", $5, $6, 100 * $7, $4 }' \
+        "$P/best_of_n.tsv" "$P/bon_oracle.tsv"
+    echo
+    # one sentence per iteration and temperature: where the pick peaks, against the reward models' curve
+    awk -F'\t' 'NR == FNR { split($3, a, "@"); if (a[1] == "max_reward") mx[$1, sprintf("%g", a[2]), $2] = $4; next }
+        { k = $1 SUBSEP $2; if (!(k in first)) { first[k] = $5; order[++n] = k; peak[k] = -1 }
+          if ($5 > peak[k] + 1e-12) { peak[k] = $5; at[k] = $3 } K[k] = $3; last[k] = $5; top[k] = $6 }
+        END { for (i = 1; i <= n; i++) { k = order[i]; split(k, p, SUBSEP)
+              rm = ((p[1], p[2], 1) in mx && (p[1], p[2], K[k]) in mx) ? sprintf("the reward models'"'"' best rises %.3f -> %.3f; ", mx[p[1], p[2], 1], mx[p[1], p[2], K[k]]) : ""
+              printf "- V%d, T=%s, N = 1 -> %d: %sthe oracle helpfulness of their pick goes %.3f -> %.3f, highest at N = %d (%.3f); the oracle'"'"'s own best of %d: %.3f.\n",
+                  p[1], p[2], K[k], rm, first[k], last[k], at[k], peak[k], K[k], top[k] } }' "$P/best_of_n.tsv" "$P/bon_oracle.tsv"
+    echo
+    cmd=""; cmd2=""
+    for it in $(cut -f1 "$P/bon_oracle.tsv" | sort -un); do
+        # the first temperature of the iteration, as in Figure 7
+        t=$(awk -F'\t' -v it="$it" '$1 == it { print $2; exit }' "$P/bon_oracle.tsv")
+        awk -F'\t' -v it="$it" -v t="$t" '$1 == it && $2 == t { print $3, $5, $6 }' "$P/bon_oracle.tsv" >"$P/bon_oracle_v$it.dat"
+        cmd="$cmd${cmd:+, }'$P/bon_oracle_v$it.dat' using 1:2 with linespoints lc $it"
+        cmd2="$cmd2${cmd2:+, }'$P/bon_oracle_v$it.dat' using 1:2 with lines lc $it title 'V$it (T=$t)', '' using 1:3 with linespoints dt 2 lc $it notitle"
+    done
+    # left: the picks, scaled to show where they peak; right: the same (solid) under the oracle's own best (dashed)
+    plot -e "set output '$P/fig7_oracle.png'; set multiplot layout 1,2 title 'Best of N judged by the oracle (toyworld score)';
+        set xlabel 'N samples'; set xtics 1; set grid; unset key;
+        set title 'the reward models'' pick'; set ylabel 'oracle helpfulness'; plot $cmd;
+        set title 'the oracle''s own best (dashed) and the pick'; unset ylabel; set key top left; plot $cmd2; unset multiplot"
+    echo "![Best of N judged by the oracle](plots/fig7_oracle.png)"
+fi
 echo
 
 # ---- PPO ----------------------------------------------------------------------------------------------

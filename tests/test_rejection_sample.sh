@@ -2,8 +2,9 @@
 # rejection_sample end to end on a tiny policy and two tiny reward models trained here on toyworld
 # ratings: every sample and score stored, one rs SFT example per prompt that is the arg-max of the
 # reward, the same samples for any batch size and thread count, pooling across iterations, the
-# best-of-N table and metrics, the pipe into a rater and prefs_db, the sft round on the kept answers,
-# and every usage and input error with its exit status.
+# best-of-N table and metrics, the pipe into a rater and prefs_db, every candidate with its rewards
+# in a file (--candidates) that toyworld score reads, the sft round on the kept answers, and every
+# usage and input error with its exit status.
 set -eu
 : "${BIN:?BIN must name the build/bin folder}"
 R="$BIN/rejection_sample"
@@ -95,7 +96,8 @@ cmp -s "$W/resp_a" "$W/resp_c" && fail "--seed changed nothing"
 
 # ---- iteration 2: pooling, several temperatures, pairs through a rater into the store ------------------
 "$R" --model "$M" --rm-helpfulness "$RH" --rm-safety "$RS" -K 2 --temperatures 0.8,1.4 --set sample.max_new=20 \
-    --db "$W/a.db" --iteration 2 --pool all --emit jsonl --threads 1 >"$W/pairs.jsonl" 2>"$W/err" || fail "--pool all: $(cat "$W/err")"
+    --db "$W/a.db" --iteration 2 --pool all --emit jsonl --candidates "$W/cand.jsonl" --threads 1 >"$W/pairs.jsonl" 2>"$W/err" ||
+    fail "--pool all: $(cat "$W/err")"
 grep -q "pooled $((P * 4)) answers of earlier iterations" "$W/err" || fail "pooling: $(cat "$W/err")"
 grep -q "max@T=0.8 .*max@T=1.4" "$W/err" || fail "no table per temperature on stderr: $(cat "$W/err")"
 [ "$(q "$W/a.db" 'select count(*) from responses where iteration = 2')" -eq $((P * 4)) ] || fail "want 2 x 2 samples per prompt"
@@ -120,6 +122,46 @@ done <"$W/ids"
     fail "rate | prefs_db import: $(cat "$W/err")"
 [ "$(q "$W/a.db" 'select count(*) from comparisons')" -eq $((2 * $(wc -l <"$W/pairs.jsonl"))) ] ||
     fail "want a comparison per pair and dimension"
+
+# --candidates: one response record per candidate (P prompts x 2 samples x 2 temperatures, and the P x 4
+# pooled answers of iteration 1), read back with SQLite's JSON functions next to the store.
+# cands SQL: runs SQL in a.db with c(...) = the candidates file's records.
+cands() {
+    q "$W/a.db" "
+    with f as (select value as r from json_each('[' || rtrim(replace(cast(readfile('$W/cand.jsonl') as text), char(10), ','), ',') || ']')),
+         c as (select json_extract(r, '\$.type') as type, json_extract(r, '\$.id') as id, json_extract(r, '\$.prompt.id') as prompt_id,
+                      json_extract(r, '\$.text') as text, json_extract(r, '\$.iteration') as iteration,
+                      json_extract(r, '\$.temperature') as temperature, json_extract(r, '\$.sample') as sample,
+                      json_extract(r, '\$.pooled') as pooled, json_extract(r, '\$.kept') as kept, json_extract(r, '\$.reward') as reward,
+                      json_extract(r, '\$.reward_helpfulness') as rh, json_extract(r, '\$.reward_safety') as rs from f)
+    $1"
+}
+[ "$(wc -l <"$W/cand.jsonl")" -eq $((P * 2 * 2 + P * 4)) ] || fail "--candidates: $(wc -l <"$W/cand.jsonl") lines, want $((P * 8))"
+[ "$(cands "select count(*) from c where type = 'response' and pooled = 0 and iteration = 2 and sample in (0, 1)
+    and temperature in (0.8, 1.4)")" -eq $((P * 4)) ] || fail "--candidates: want $P x 2 x 2 new samples numbered 0..1 per temperature"
+[ "$(cands "select count(distinct prompt_id || ' ' || temperature || ' ' || sample) from c where pooled = 0")" -eq $((P * 4)) ] ||
+    fail "--candidates: a (prompt, temperature, sample) twice"
+[ "$(cands "select count(*) from c where pooled = 1 and sample is null and iteration = 1")" -eq $((P * 4)) ] ||
+    fail "--candidates: want the $P x 4 answers of iteration 1 marked pooled, without a sample number"
+[ "$(cands "select count(*) from (select prompt_id from c group by prompt_id having sum(kept) = 1)")" -eq "$P" ] ||
+    fail "--candidates: want exactly one kept candidate for each of the $P prompts"
+[ "$(cands "select count(*) from c k where k.kept and k.reward < (select max(d.reward) from c d where d.prompt_id = k.prompt_id)")" -eq 0 ] ||
+    fail "--candidates: a kept candidate without its prompt's highest reward"
+[ "$(cands "select count(*) from c where kept and id in
+    (select json_extract(tags, '\$.response_id') from sft_examples where source = 'rs' and iteration = 2)")" -eq "$P" ] ||
+    fail "--candidates: the kept candidates are not the rs examples of iteration 2"
+# the text and prompt of its response row, the scores stored for it, the gated reward from them
+cands "select count(*) from c left join responses r on r.id = c.id left join prompts p on p.id = r.prompt_id
+    left join scores h on h.response_id = c.id and h.model = '$W/rm_helpfulness'
+    left join scores f on f.response_id = c.id and f.model = '$W/rm_safety'
+    where r.text is not c.text or r.prompt_id is not c.prompt_id or h.score is not c.rh or f.score is not c.rs
+       or c.reward is not case when coalesce(json_extract(p.tags, '\$.risk'), '') = 'adversarial'
+                                or 1.0 / (1.0 + exp(-f.score)) < 0.15 then f.score else h.score end" >"$W/n"
+[ "$(cat "$W/n")" -eq 0 ] || fail "--candidates: $(cat "$W/n") records disagree with the store's responses and scores"
+"$BIN/toyworld" score "$W/cand.jsonl" >"$W/cand_oracle.jsonl" 2>"$W/err" || fail "toyworld score cannot read the candidates: $(cat "$W/err")"
+[ "$(grep -c '"helpfulness":[0-9]' "$W/cand_oracle.jsonl")" -eq $((P * 8)) ] ||
+    fail "toyworld score: want a helpfulness for each of the $((P * 8)) candidates: $(head -n 2 "$W/cand_oracle.jsonl")"
+ls "$W"/cand.jsonl.tmp.* >/dev/null 2>&1 && fail "--candidates left its temporary file"
 
 # ---- iteration 3: --pool best: only the answers earlier iterations kept compete with the new ones ----------
 kept_before=$(q "$W/a.db" "select count(distinct json_extract(tags, '\$.response_id')) from sft_examples where source = 'rs' and iteration < 3")
@@ -161,6 +203,9 @@ expect 2 "--model DIR is required" --rm-helpfulness "$RH" "$W/prompts.jsonl"
 expect 2 "unknown option '--bogus'" --bogus --model "$M"
 expect 2 "no reward model" --model "$M" --db "$W/e.db" "$W/prompts.jsonl"
 expect 2 "--emit: expected jsonl" --model "$M" --rm-helpfulness "$RH" --emit csv "$W/prompts.jsonl"
+expect 2 "--candidates: give a file name" --model "$M" --rm-helpfulness "$RH" --candidates - "$W/prompts.jsonl"
+expect 1 "--candidates: .*nodir/c.jsonl.tmp.[0-9]*: cannot create" --model "$M" --rm-helpfulness "$RH" --db "$W/e.db" --candidates "$W/nodir/c.jsonl" "$W/prompts.jsonl"
+[ -e "$W/e.db" ] && fail "an unwritable --candidates path is found only after the store was opened"
 expect 2 "select.pool" --model "$M" --rm-helpfulness "$RH" --pool some "$W/prompts.jsonl"
 expect 2 "sample.temperatures" --model "$M" --rm-helpfulness "$RH" --temperatures 0.8,hot "$W/prompts.jsonl"
 expect 2 "sample.temperatures" --model "$M" --rm-helpfulness "$RH" --temperatures 0.8,-1 "$W/prompts.jsonl"
@@ -171,7 +216,8 @@ expect 2 "--iteration" --model "$M" --rm-helpfulness "$RH" --iteration x "$W/pro
 expect 2 "$M" --model "$M" --rm-helpfulness "$M" --db "$W/e.db" "$W/prompts.jsonl"
 expect 2 "not a policy" --model "$RH" --rm-helpfulness "$RH" --db "$W/e.db" "$W/prompts.jsonl"
 expect 2 "nothing" --model "$W/nothing" --rm-helpfulness "$RH" "$W/prompts.jsonl"
-expect 2 "no prompts to sample" --model "$M" --rm-helpfulness "$RH" --db "$W/a.db" --set data.split=dev
+expect 2 "no prompts to sample" --model "$M" --rm-helpfulness "$RH" --db "$W/a.db" --set data.split=dev --candidates "$W/none.jsonl"
+[ -n "$(ls "$W"/none.jsonl* 2>/dev/null)" ] && fail "a failed run left a candidates file: $(ls "$W"/none.jsonl*)"
 printf '%s\n' "$(head -n 1 "$W/prompts.jsonl")" '{"dialogue":[{"role":"user","content":"hi"}],"colour":"red"}' >"$W/bad1.jsonl"
 expect 2 'bad1.jsonl:2: "colour": unknown field' --model "$M" --rm-helpfulness "$RH" --db "$W/e.db" "$W/bad1.jsonl"
 [ "$(q "$W/e.db" 'select count(*) from prompts')" -eq 0 ] || fail "a bad file left prompts in the store"
@@ -188,5 +234,6 @@ expect 2 'bad6.jsonl:1: "tags": expected an object' --model "$M" --rm-helpfulnes
 (mkdir "$W/empty" && cd "$W/empty" && set +e && "$R" --model "$M" --rm-helpfulness "$RH" >/dev/null 2>"$W/err"; echo $? >"$W/rc")
 [ "$(cat "$W/rc")" -eq 2 ] && grep -q "no store at ./prefs.db" "$W/err" || fail "no input and no store: $(cat "$W/err")"
 "$R" --help | grep -q "reward.safety_threshold" || fail "--help lacks the config keys"
+"$R" --help | grep -q -- "--candidates FILE" || fail "--help lacks --candidates"
 "$R" --version | grep -q "^rejection_sample (rlhf.c)" || fail "--version"
 echo "test_rejection_sample: ok"
