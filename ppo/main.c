@@ -167,7 +167,7 @@ static void usage(FILE *f) {
             "  --db PATH          the store: prompts come from it when no input is named, and the run is\n"
             "                     recorded in it (default ./prefs.db when reading prompts from it)\n"
             "  --iteration N      the pipeline iteration recorded with the run\n"
-            "  --seed N           same as --set train.seed=N\n"
+            "  --seed N           --set train.seed=N, applied after every --set\n"
             "  --threads N        threads (default: OMP_NUM_THREADS, else every core)\n"
             "  --help, --version\n\n"
             "Exit status: 0 ok (also early-stopped), 1 runtime failure, NaN, or interrupted (checkpoint saved),\n"

@@ -85,7 +85,7 @@ static void usage(FILE *f) {
             "  --set key=value    override one configuration key (repeatable)\n"
             "  --db PATH          the store (default ./prefs.db)\n"
             "  --iteration N      the pipeline iteration recorded with the run; score: only responses of it\n"
-            "  --seed N           same as --set train.seed=N\n"
+            "  --seed N           --set train.seed=N, applied after every --set\n"
             "  --threads N        threads (default: OMP_NUM_THREADS, else every core)\n"
             "  --help, --version\n\n"
             "Exit status: 0 ok, 1 runtime failure or interrupted (checkpoint saved), 2 usage or input error.\n\n"
