@@ -650,6 +650,7 @@ static Err load_models(Trainer *tr, const Opts *o, const PpoCfg *c) {
         if (vfrom) {
             rc = ckpt_load_model(&tr->val, vfrom, NULL);
             tr->have_val = !rc;
+            tr->val.cfg.score_len = 0; /* a value model reads every position, whatever its reward model read */
             if (!rc && tr->val.cfg.head != HEAD_SCALAR) rc = err_set(ERR_INPUT, "%s: the value model needs the scalar head", vfrom);
             if (!rc) rc = check_pair(&tr->pol, "the policy", &tr->val, vfrom);
         } else {
