@@ -153,6 +153,9 @@ static json_t *config_to_json(const ModelConfig *c) {
         json_object_set_new(j, "num_labels", json_integer(1));
         json_object_set_new(j, "id2label", json_pack("{s:s}", "0", "LABEL_0"));
         json_object_set_new(j, "label2id", json_pack("{s:i}", "LABEL_0", 0));
+        /* ours, not transformers': a reward model trained on shorter sequences than its context */
+        if (c->score_len > 0 && c->score_len < c->max_seq_len)
+            json_object_set_new(j, "rlhf_score_len", json_integer(c->score_len));
     }
     return j;
 }
@@ -238,6 +241,10 @@ static Err config_from_json(json_t *j, const char *path, ModelConfig *c) {
         if (id2 && !(json_is_object(id2) && json_object_size(id2) == 1))
             return err_set(ERR_INPUT, "%s: key 'id2label' must have one label for a reward or value model", path);
         if (!nl && !id2) return err_set(ERR_INPUT, "%s: key 'num_labels' is missing (a reward model has 1)", path);
+        if ((rc = config_int(j, path, "rlhf_score_len", 0, &c->score_len))) return rc;
+        if (c->score_len != 0 && (c->score_len < 2 || c->score_len > c->max_seq_len))
+            return err_set(ERR_INPUT, "%s: key 'rlhf_score_len' must be 2..max_position_embeddings (%d), got %d", path,
+                           c->max_seq_len, c->score_len);
     }
     int head_dim = 0;
     if ((rc = config_int(j, path, "head_dim", 0, &head_dim))) return rc;

@@ -39,6 +39,8 @@ Err model_config_check(const ModelConfig *c) {
     NEED(c->norm_eps > 0 && isfinite(c->norm_eps), "norm_eps", "must be positive");
     NEED(c->rope_theta > 0 && isfinite(c->rope_theta), "rope_theta", "must be positive");
     NEED(c->head == HEAD_LM || c->head == HEAD_SCALAR, "head", "must be lm or scalar");
+    NEED(c->score_len == 0 || (c->head == HEAD_SCALAR && c->score_len >= 2 && c->score_len <= c->max_seq_len),
+         "score_len", "must be 0, or 2..max_seq_len with the scalar head");
 #undef NEED
     return ERR_OK;
 }

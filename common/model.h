@@ -33,6 +33,8 @@ typedef struct {
     float norm_eps, rope_theta;
     int tie_embeddings; /* LM head shares the token embedding */
     HeadKind head;      /* HEAD_LM: logits over V; HEAD_SCALAR: one value per position (reward, value) */
+    int score_len;      /* HEAD_SCALAR: positions a reward model reads when scoring (BOS and the tail of a
+                           longer sequence, reward.h): the length it was trained on; 0 = max_seq_len */
 } ModelConfig;
 
 typedef struct {

@@ -29,7 +29,7 @@ Err reward_load(RewardModel *rm, const char *dir, int batch) {
         return err_prefix(rc, "reward model: ");
     }
     rm->batch = batch;
-    rm->max_len = rm->model.cfg.max_seq_len;
+    rm->max_len = rm->model.cfg.score_len > 0 ? rm->model.cfg.score_len : rm->model.cfg.max_seq_len;
     rm->tokens = xmalloc(sizeof(int32_t) * (size_t)batch * rm->max_len);
     rm->last = xmalloc(sizeof(int) * (size_t)batch);
     return ERR_OK;

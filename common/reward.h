@@ -14,9 +14,11 @@
  * reading (the same reward_encode and reward_fill_row), so a score here is the logit the margin
  * ranking loss was applied to: sigmoid(r(a) - r(b)) is the model's probability that a beats b.
  *
- * Long sequences: the context holds max_len = max_seq_len positions. A longer sequence keeps its
- * first token (BOS) and its last max_len - 1 tokens, so that the score is still read on the
- * response's closing EOS with the response in view; the start of a long prompt is what is lost.
+ * Long sequences: a reward model reads max_len positions: the length it was trained on (score_len,
+ * config.json's rlhf_score_len, when rm_train's train.seq_len was below the context), else its
+ * context max_seq_len. A longer sequence keeps its first token (BOS) and its last max_len - 1
+ * tokens, so that the score is still read on the response's closing EOS with the response in view;
+ * the start of a long prompt is what is lost. Training (rm_train) cuts the same way.
  *
  * Batching: reward_score_tokens sorts the sequences by length and scores them B at a time as one
  * right-padded (B, T) model_forward, so every projection is one GEMM over B*T rows. Padding follows
@@ -43,7 +45,7 @@ typedef struct {
     CkptMap map;
     Tokenizer tok;    /* the checkpoint's tokenizer.bin */
     int batch;        /* B: sequences per forward */
-    int max_len;      /* the model's context, max_seq_len */
+    int max_len;      /* positions read: score_len, else max_seq_len */
     int32_t *tokens;  /* (B, max_len) scratch for one batch */
     int *last;        /* (B) scratch: where each row's score is read */
     int64_t *order;   /* scratch: sequence indices sorted by length */

@@ -77,7 +77,7 @@ static void usage(FILE *f) {
             "  --name TEXT        record: what was evaluated, kept as the run's inputs\n"
             "  --config FILE      kl: YAML configuration (keys below)\n"
             "  --set key=value    kl: override one configuration key (repeatable)\n"
-            "  --seed N           kl: same as --set seed=N\n"
+            "  --seed N           kl: --set seed=N, applied after every --set\n"
             "  --threads N        threads (default: OMP_NUM_THREADS, else every core)\n"
             "  --help, --version\n\n"
             "Exit status: 0 ok, 1 runtime failure, 2 usage or input error.\n\n"

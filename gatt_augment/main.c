@@ -126,7 +126,7 @@ static void usage(FILE *f) {
             "  --iteration N      pipeline iteration written with the examples and the run (default 0)\n"
             "  --config FILE      YAML configuration (keys below)\n"
             "  --set key=value    override one configuration key (repeatable)\n"
-            "  --seed N           same as --set seed=N\n"
+            "  --seed N           --set seed=N, applied after every --set\n"
             "  --threads N        threads (default: OMP_NUM_THREADS, else every core)\n"
             "  --help, --version\n\n"
             "Exit status: 0 ok, 1 runtime failure, 2 usage or input error.\n\n"

@@ -80,7 +80,7 @@ static void usage(FILE *f) {
             "  --config FILE      YAML configuration (keys below)\n"
             "  --set key=value    override one configuration key (repeatable); -K and --system are --sets in\n"
             "                     their place, so of -K 3 --set sample.k=2 the later, k = 2, wins\n"
-            "  --seed N           same as --set seed=N\n"
+            "  --seed N           --set seed=N, applied after every --set\n"
             "  --threads N        threads (default: OMP_NUM_THREADS, else every core)\n"
             "  --help, --version\n\n"
             "Exit status: 0 ok, 1 runtime failure, 2 usage or input error.\n\n"

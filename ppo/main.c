@@ -167,7 +167,7 @@ static void usage(FILE *f) {
             "  --db PATH          the store: prompts come from it when no input is named, and the run is\n"
             "                     recorded in it (default ./prefs.db when reading prompts from it)\n"
             "  --iteration N      the pipeline iteration recorded with the run\n"
-            "  --seed N           same as --set train.seed=N\n"
+            "  --seed N           --set train.seed=N, applied after every --set\n"
             "  --threads N        threads (default: OMP_NUM_THREADS, else every core)\n"
             "  --help, --version\n\n"
             "Exit status: 0 ok (also early-stopped), 1 runtime failure, NaN, or interrupted (checkpoint saved),\n"
@@ -650,6 +650,7 @@ static Err load_models(Trainer *tr, const Opts *o, const PpoCfg *c) {
         if (vfrom) {
             rc = ckpt_load_model(&tr->val, vfrom, NULL);
             tr->have_val = !rc;
+            tr->val.cfg.score_len = 0; /* a value model reads every position, whatever its reward model read */
             if (!rc && tr->val.cfg.head != HEAD_SCALAR) rc = err_set(ERR_INPUT, "%s: the value model needs the scalar head", vfrom);
             if (!rc) rc = check_pair(&tr->pol, "the policy", &tr->val, vfrom);
         } else {

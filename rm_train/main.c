@@ -45,7 +45,7 @@ const ConfigKey RM_SCHEMA[] = {
     K("train.beta2", CONFIG_FLOAT, beta2, "0.95", 0, 1, "AdamW beta2"),
     K("train.eps", CONFIG_FLOAT, eps, "1e-5", 0, 1, "AdamW epsilon"),
     K("train.grad_clip", CONFIG_FLOAT, grad_clip, "1.0", 0, 1e9, "clip the global gradient norm to this (0 = off)"),
-    K("train.seq_len", CONFIG_INT, seq_len, "0", 0, 1 << 20, "longest sequence read (0 = the model's max_seq_len); longer ones keep BOS and their end"),
+    K("train.seq_len", CONFIG_INT, seq_len, "0", 0, 1 << 20, "longest sequence read (0 = the model's max_seq_len); longer ones keep BOS and their end; a shorter one is recorded in the checkpoint and scoring reads it too"),
     K("train.score_init_std", CONFIG_FLOAT, score_init_std, "0", 0, 1, "std-dev of the new scalar head when starting from a chat model (0 = zeros)"),
     K("train.save_every", CONFIG_INT, save_every, "0", 0, (double)(1LL << 40), "write DIR/ckpt every N steps (0 = only at the end)"),
     K("train.log_every", CONFIG_INT, log_every, "1", 1, (double)(1LL << 40), "log loss, acc, lr, grad_norm every N steps"),
@@ -85,7 +85,7 @@ static void usage(FILE *f) {
             "  --set key=value    override one configuration key (repeatable)\n"
             "  --db PATH          the store (default ./prefs.db)\n"
             "  --iteration N      the pipeline iteration recorded with the run; score: only responses of it\n"
-            "  --seed N           same as --set train.seed=N\n"
+            "  --seed N           --set train.seed=N, applied after every --set\n"
             "  --threads N        threads (default: OMP_NUM_THREADS, else every core)\n"
             "  --help, --version\n\n"
             "Exit status: 0 ok, 1 runtime failure or interrupted (checkpoint saved), 2 usage or input error.\n\n"

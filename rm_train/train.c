@@ -287,6 +287,9 @@ int rm_train_run(const RmOpts *o, RmCfg *c) {
         rc = err_set(ERR_INPUT, "train.seq_len %d exceeds the model's max_seq_len %d", tr.Tmax, tr.m.cfg.max_seq_len);
         goto done;
     }
+    /* the checkpoint keeps its context (PPO's value model starts from it and reads every position)
+     * and records the length it was trained on, which eval, score and the RL programs then read */
+    tr.m.cfg.score_len = tr.Tmax < tr.m.cfg.max_seq_len ? tr.Tmax : 0;
 
     if ((rc = store_open(&db, o->cli.db))) goto done;
     if ((rc = load_data(&tr, db, o->kind, c))) goto done;

@@ -128,7 +128,7 @@ static void usage(FILE *f) {
             "  --db PATH          the store: examples come from it when no input is named, and the run is\n"
             "                     recorded in it (default ./prefs.db when reading examples from it)\n"
             "  --iteration N      the pipeline iteration recorded with the run\n"
-            "  --seed N           same as --set train.seed=N\n"
+            "  --seed N           --set train.seed=N, applied after every --set\n"
             "  --threads N        threads (default: OMP_NUM_THREADS, else every core)\n"
             "  --help, --version\n\n"
             "Exit status: 0 ok, 1 runtime failure or interrupted (checkpoint saved), 2 usage or input error.\n\n"
@@ -139,7 +139,7 @@ static void usage(FILE *f) {
 typedef struct {
     CliCommon cli; /* --db, --iteration, --config, --set, --seed, --threads, the inputs */
     bool pretrain, resume;
-    const char *out, *init, *tokenizer;
+    const char *out, *init;
     int64_t stop_at;
 } Opts;
 
@@ -159,7 +159,7 @@ static int parse_opts(int argc, char **argv, Opts *o) {
         case 'p': o->pretrain = true; break;
         case 'o': o->out = optarg; break;
         case 'i': o->init = optarg; break;
-        case 'k': o->tokenizer = optarg; break;
+        case 'k': cli_common_set(&o->cli, "model.tokenizer", optarg); break;
         case 'r': o->resume = true; break;
         case 'S': if ((rc = cli_int(PROG, "--stop-at", optarg, 1, &o->stop_at))) return rc; break;
         default: if ((rc = cli_common_opt(&o->cli, c, argv))) return rc;
@@ -544,10 +544,6 @@ int main(int argc, char **argv) {
     if (!rc) rc = cli_common_config(&o.cli, SFT_SCHEMA, &c, &c.seed);
     cli_common_free(&o.cli);
     if (rc) return rc == CLI_DONE ? 0 : rc;
-    if (o.tokenizer) {
-        free(c.tokenizer);
-        c.tokenizer = xstrdup(o.tokenizer);
-    }
     threads_set(o.cli.threads);
     rc = run(&o, &c);
     config_free(SFT_SCHEMA, &c);

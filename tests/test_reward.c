@@ -23,6 +23,7 @@
 #include "util.h"
 
 static char tmpdir[64];
+static char path_buf[256];
 
 static ModelConfig small_cfg(HeadKind head) {
     return (ModelConfig){.dim = 32, .hidden_dim = 48, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
@@ -129,6 +130,65 @@ START_TEST(test_batched_equals_single_and_direct) {
     reward_free(&one);
     for (int i = 0; i < N; i++) free(ids[i]);
     free(ids);
+}
+END_TEST
+
+/* A reward model trained on shorter sequences than its context (rm_train's train.seq_len) records
+ * that length (config.json's rlhf_score_len) and is read that way: BOS and the last score_len - 1. */
+START_TEST(test_score_len) {
+    snprintf(path_buf, sizeof path_buf, "%s/short", tmpdir);
+    Model m;
+    ModelConfig cfg = small_cfg(HEAD_SCALAR);
+    cfg.score_len = 16;
+    ck_assert_int_eq(model_create(&m, &cfg, NULL), ERR_OK);
+    model_init_random(&m, 12, 0.3f);
+    Tokenizer tok;
+    train_tokenizer(&tok, cfg.vocab_size);
+    CkptExtras x = {.tokenizer = &tok};
+    ck_assert_msg(ckpt_save(path_buf, &m, &x) == ERR_OK, "%s", err_msg());
+    tokenizer_free(&tok);
+    char cj[300];
+    snprintf(cj, sizeof cj, "%s/config.json", path_buf);
+    json_t *j = json_load_file(cj, 0, NULL);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "rlhf_score_len")), 16);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "max_position_embeddings")), 24);
+
+    RewardModel rm;
+    ck_assert_msg(reward_load(&rm, path_buf, 3) == ERR_OK, "%s", err_msg());
+    ck_assert_int_eq(rm.max_len, 16);
+    ck_assert_int_eq(rm.model.cfg.max_seq_len, 24); /* the context stays: PPO's value model reads it all */
+    enum { N = 3 };
+    const int lens[N] = {20, 10, 16};
+    int32_t **ids = random_seqs(lens, N, 272, 5);
+    float s[N];
+    ck_assert_int_eq(reward_score_tokens(&rm, (const int32_t *const *)ids, lens, N, s), ERR_OK);
+    int32_t fitted[16] = {ids[0][0]}; /* BOS, then the last 15 of 20 */
+    memcpy(fitted + 1, ids[0] + 5, sizeof(int32_t) * 15);
+    float d0 = direct_score(&m, fitted, 16), d1 = direct_score(&m, ids[1], 10), d2 = direct_score(&m, ids[2], 16),
+          uncut = direct_score(&m, ids[0], 20);
+    ck_assert_msg(fabsf(s[0] - d0) <= 1e-5f * (1 + fabsf(d0)), "cut: %.8g vs %.8g", s[0], d0);
+    ck_assert_msg(fabsf(s[1] - d1) <= 1e-5f * (1 + fabsf(d1)), "short: %.8g vs %.8g", s[1], d1);
+    ck_assert_msg(fabsf(s[2] - d2) <= 1e-5f * (1 + fabsf(d2)), "exact fit: %.8g vs %.8g", s[2], d2);
+    ck_assert(fabsf(s[0] - uncut) > 1e-5f); /* the whole 20 would have read differently */
+    reward_free(&rm);
+    model_free(&m);
+    for (int i = 0; i < N; i++) free(ids[i]);
+    free(ids);
+
+    /* bad values: 1 (no room for BOS and EOS), above the context, on a language model */
+    json_object_set_new(j, "rlhf_score_len", json_integer(1));
+    ck_assert_int_eq(json_dump_file(j, cj, 0), 0);
+    ck_assert_int_eq(reward_load(&rm, path_buf, 3), ERR_INPUT);
+    ck_assert_msg(strstr(err_msg(), "rlhf_score_len") != NULL, "%s", err_msg());
+    json_object_set_new(j, "rlhf_score_len", json_integer(25));
+    ck_assert_int_eq(json_dump_file(j, cj, 0), 0);
+    ck_assert_int_eq(reward_load(&rm, path_buf, 3), ERR_INPUT);
+    ck_assert_msg(strstr(err_msg(), "rlhf_score_len") != NULL, "%s", err_msg());
+    json_decref(j);
+    ModelConfig lm = small_cfg(HEAD_LM);
+    lm.score_len = 16;
+    ck_assert_int_eq(model_config_check(&lm), ERR_INPUT);
 }
 END_TEST
 
@@ -415,6 +475,7 @@ int main(void) {
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_batched_equals_single_and_direct);
+    tcase_add_test(tc, test_score_len);
     tcase_add_test(tc, test_fill_row);
     tcase_add_test(tc, test_encode_and_text);
     tcase_add_test(tc, test_bad_inputs);

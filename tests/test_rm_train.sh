@@ -179,6 +179,14 @@ n1=$(sqlite3 "$db" "select count(*) from comparisons where split = 'train' and d
     fail "min_rating: $(cat "$W/err")"
 grep -q "$n1 helpfulness pairs + 0 from" "$W/err" || fail "min_rating=1 should keep $n1 pairs: $(cat "$W/err")"
 expect 2 "data.min_rating" "$@" --out "$W/x" --set data.min_rating=4
+# train.seq_len below the context: the checkpoint keeps its context and records the length it read,
+# which eval and score then read too (test_reward.c checks the reading)
+grep -q rlhf_score_len "$W/rm/ckpt/config.json" && fail "full-length training recorded rlhf_score_len"
+"$R" "$@" --out "$W/sl" --set train.max_steps=2 --set train.seq_len=20 >/dev/null 2>"$W/err" || fail "seq_len: $(cat "$W/err")"
+grep -q '"rlhf_score_len": 20' "$W/sl/ckpt/config.json" || fail "seq_len 20 not recorded: $(cat "$W/sl/ckpt/config.json")"
+grep -q '"max_position_embeddings": 128' "$W/sl/ckpt/config.json" || fail "the context changed: $(cat "$W/sl/ckpt/config.json")"
+"$R" "$@" --init "$W/sl/ckpt" --out "$W/sl2" --set train.max_steps=2 >/dev/null 2>"$W/err" || fail "seq_len from RM: $(cat "$W/err")"
+grep -q rlhf_score_len "$W/sl2/ckpt/config.json" && fail "retrained at full length, still records rlhf_score_len"
 # group_by_length: the logged padding share is lower than with plain shuffled batches
 for g in 0 32; do
     "$R" "$@" --out "$W/g$g" --set train.max_steps=20 --set train.group_by_length=$g >/dev/null 2>&1 || fail "group $g"

@@ -123,6 +123,9 @@ expect 2 "unknown key 'train.lrr'" --out "$W/e" --set train.lrr=1 "$W/demos.json
 expect 2 "train.lr: expected a number" --out "$W/e" --set train.lr=fast "$W/demos.jsonl"
 expect 2 "--pretrain needs text inputs" --pretrain --out "$W/e"
 expect 2 "needs a tokenizer" --pretrain --out "$W/e" "$W/corpus.txt"
+# --tokenizer is the --set it stands for, in its place: the later of the two wins
+expect 2 "nope.bin" --pretrain --tokenizer "$W/tok.bin" --set model.tokenizer="$W/nope.bin" --out "$W/e" "$W/corpus.txt"
+expect 2 "nope.bin" --pretrain --set model.tokenizer="$W/tok.bin" --tokenizer "$W/nope.bin" --out "$W/e" "$W/corpus.txt"
 expect 2 "missing.txt" --pretrain --tokenizer "$W/tok.bin" --out "$W/e" "$W/missing.txt"
 expect 2 "vocab\|tokens" --pretrain --tokenizer "$W/tok.bin" --set model.vocab_size=600 --out "$W/e" "$W/corpus.txt"
 expect 2 "seq_len 200 exceeds" --init "$W/base/ckpt" --set train.seq_len=200 --out "$W/e" "$W/demos.jsonl"
