@@ -46,6 +46,11 @@ policy = $(if $(filter 0,$(1)),$(D)/v0/ckpt,$(if $(filter-out 0,$(call knob,ppo_
 # comparison so far, with rm_data: new on V's new comparisons only (cheaper; the models forget what
 # earlier iterations taught them). $(call rm_from,V,V-1,KIND)
 rm_from = $(if $(and $(filter-out 1,$(1)),$(filter-out 0,$(call knob,rm_continue,$(1)))),--init $(D)/v$(2)/rm_$(3)/ckpt,--init $(call policy,$(2)))$(if $(filter new,$(call knob,rm_data,$(1))), --set data.iteration=$(1))
+# Which train prompts are answered and rated in iteration V (rate_prompts): the store's first
+# rate_train_prompts (the same ones every iteration), or a fresh draw from the world (seed 100+V; its
+# first rate_train_prompts distinct prompts), new prompts every iteration as Llama 2 collected them.
+# $(call rate_prompts,V,V-1): a pipe into generate's stdin, or nothing.
+rate_prompts = $(if $(filter fresh,$(call knob,rate_prompts,$(1))),$(B)/toyworld prompts $(W) --split train --seed 10$(1) --n $(shell echo $$((2 * $(call knob,rate_train_prompts,$(1))))) | awk '!seen[$$$$0]++' | head -n $(call knob,rate_train_prompts,$(1)) | )
 # sft/rm_train/ppo continue an interrupted run from its last checkpoint.
 resume = $(if $(wildcard $(1)/ckpt/trainer_state.json),--resume)
 
@@ -100,7 +105,7 @@ $(D)/v0/done: $(D)/base/done $(D)/data.done
 define iteration
 $(D)/v$(1)/annotated.done: $(D)/v$(2)/done
 	@mkdir -p $(D)/v$(1)
-	$(B)/generate --config $(C)/generate.yaml --model $(call policy,$(2)) --db $(DB) --emit store --iteration $(1) --seed $(1) -K $(call knob,rate_k,$(1)) --set sample.temperature=$(call knob,sample_temperature,$(1)) --set data.split=train --set data.limit=$(call knob,rate_train_prompts,$(1)) $(T)
+	$(call rate_prompts,$(1),$(2))$(B)/generate --config $(C)/generate.yaml --model $(call policy,$(2)) --db $(DB) --emit store --iteration $(1) --seed $(1) -K $(call knob,rate_k,$(1)) --set sample.temperature=$(call knob,sample_temperature,$(1)) --set data.split=train --set data.limit=$(call knob,rate_train_prompts,$(1)) $(T)$(if $(filter fresh,$(call knob,rate_prompts,$(1))), -)
 	$(B)/generate --config $(C)/generate.yaml --model $(call policy,$(2)) --db $(DB) --emit store --iteration $(1) --seed $(1) -K $(call knob,rate_k,$(1)) --set sample.temperature=$(call knob,sample_temperature,$(1)) --set data.split=test --set data.limit=$(call knob,rate_test_prompts,$(1)) $(T)
 	$(B)/prefs_db --db $(DB) annotate --iteration $(1) --rater "$(B)/toyworld rate $(W) --seed $(1)" > $(D)/v$(1)/annotate.txt
 	touch $$@
