@@ -1,0 +1,80 @@
+#!/bin/sh
+# demo.mk's stages, without running one: in a run directory where `make -t` has marked the pipeline done
+# up to a stage (what an interrupted demo leaves), `make -n demo-run` must list the commands from the next
+# stage on, and never again a command that wrote rows into the store (it would store them twice: two sets
+# of answers to annotate, two sets of kept examples to fine-tune on). A finished run has nothing to do,
+# also one finished by the demo.mk from before the store-writing stages had stamps of their own.
+set -eu
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+R=$W/run
+
+# The make of `make test` must not leak its jobserver or flags into these.
+mk() { env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make --no-print-directory DEMO=demo-quick D="$R" "$@"; }
+
+# fresh: an empty run directory with the directories make -t cannot create
+fresh() {
+    rm -rf "$R"
+    for v in 0 1 2 3 4 5; do mkdir -p "$R/v$v/rm_helpfulness" "$R/v$v/rm_safety"; done
+    mkdir -p "$R/base"
+}
+
+# after TARGET: mark the pipeline done up to TARGET, then print what `make demo-run` would run next
+after() {
+    fresh
+    mk -s -t "$R/$1" >/dev/null
+    mk -n demo-run >"$W/next" 2>&1 || fail "make -n after $1: $(cat "$W/next")"
+}
+# has / lacks REGEX: the pending commands do / do not include one like it
+has() { grep -q -E -e "$1" "$W/next" || fail "after $stage, want a command like '$1'; make -n lists:
+$(grep -v '^touch' "$W/next" | cut -c 1-160)"; }
+lacks() { ! grep -q -E -e "$1" "$W/next" || fail "after $stage, '$1' would run again: $(grep -E -e "$1" "$W/next" | cut -c 1-200)"; }
+
+gen2() { echo "generate .*--iteration 2 .*$1"; }
+stage=v2/answers_train.done; after $stage
+lacks "$(gen2 'data.split=train --set data.limit')"
+has "$(gen2 'data.split=test')"
+has "prefs_db .*annotate --iteration 2 "
+lacks "generate .*--iteration 1 "
+lacks "(rejection_sample|sft) .*--iteration 1 "
+
+stage=v2/answers_test.done; after $stage
+lacks "generate .*--iteration 2 .*data.split=(train --set data.limit|test)"
+has "prefs_db .*annotate --iteration 2 .*> $R/v2/annotate.txt"
+
+stage=v2/red_team_adversarial.done; after $stage
+lacks "$(gen2 'data.risk=adversarial')"
+has "$(gen2 'data.risk=borderline')"
+lacks "> $R/v2/annotate.txt"
+has "> $R/v2/red_team.txt"
+
+stage=v2/red_team_borderline.done; after $stage
+lacks "generate .*--iteration 2 "
+has "prefs_db .*annotate --iteration 2 .*> $R/v2/red_team.txt"
+
+stage=v3/rs_sample.done; after $stage
+lacks "rejection_sample .*--iteration 3 "
+has "toyworld score .*$R/v3/rs_candidates.jsonl"
+has "sft .*--iteration 3 "
+first3() { grep -v '^touch' "$W/next" | grep -E -e "$R/v3/|--iteration 3 " | head -n 1; }
+first3 | grep -q "toyworld score" || fail "after $stage V3's next command is not the oracle's score: $(first3)"
+
+stage=v3/rs_oracle.jsonl; after $stage
+lacks "rejection_sample .*--iteration 3 |toyworld score .*$R/v3/"
+first3 | grep -q "sft .*--iteration 3 " || fail "after $stage V3's next command is not the fine-tune: $(first3)"
+
+# a finished run: nothing to do
+fresh
+mk -s -t demo-run >/dev/null
+mk -q demo-run || fail "make -q on a finished run: $(mk -n demo-run 2>&1 | head -n 5)"
+# finished by the demo.mk before the split: no stamps of the store-writing stages, still nothing to do
+rm -f "$R"/v*/answers_*.done "$R"/v*/red_team_*.done "$R"/v*/rs_sample.done
+mk -q demo-run || fail "make -q on a run finished before the split: $(mk -n demo-run 2>&1 | grep -v '^touch' | head -n 5)"
+# ... and stopped in V3's red teaming by it: the rating goes on, no answers of V1-V3 are generated again
+rm -f "$R/v3/red_team.done"
+mk -n demo-run >"$W/next" 2>&1
+stage="V3's red teaming, before the split"
+lacks "generate .*--iteration [12] |generate .*--iteration 3 .*data.split=(train --set data.limit|test)"
+has "generate .*--iteration 3 .*data.risk=adversarial"
+echo "test_demo_mk: ok"
