@@ -3,8 +3,9 @@
 #
 # The pipeline (Llama 2 §3, DESIGN §3), one file target per stage so that an interrupted demo continues
 # where it stopped and a second `make demo` does nothing. A command that writes rows into prefs.db is the
-# only one of its target: it writes them all or nothing (docs/store.md), and its stamp is touched right
-# after it, so that a rerun never repeats it and stores its rows twice. The trainers resume (--resume).
+# only one of its target (data.done excepted: it starts the store afresh): it writes them all or nothing
+# (docs/store.md), and its stamp is touched in the same shell line (STORE_STAMPS below), so that a rerun
+# never repeats it and stores its rows twice. The trainers resume (--resume).
 #
 #   corpus.txt, tok.bin        toyworld corpus -> tokenizer_train (BPE)
 #   base/done                  sft --pretrain on the corpus
@@ -116,28 +117,23 @@ $(D)/v0/done: $(D)/base/done $(D)/data.done
 define iteration
 $(D)/v$(1)/answers_train.done: $(D)/v$(2)/done
 	@mkdir -p $(D)/v$(1)
-	$(call rate_prompts,$(1),$(2))$(call answers,$(1),$(2),--set data.split=train --set data.limit=$(call knob,rate_train_prompts,$(1)))$(if $(filter fresh,$(call knob,rate_prompts,$(1))), -)
-	touch $$@
+	$(call rate_prompts,$(1),$(2))$(call answers,$(1),$(2),--set data.split=train --set data.limit=$(call knob,rate_train_prompts,$(1)))$(if $(filter fresh,$(call knob,rate_prompts,$(1))), -) && touch $$@
 
 $(D)/v$(1)/answers_test.done: $(D)/v$(1)/answers_train.done
-	$(call answers,$(1),$(2),--set data.split=test --set data.limit=$(call knob,rate_test_prompts,$(1)))
-	touch $$@
+	$(call answers,$(1),$(2),--set data.split=test --set data.limit=$(call knob,rate_test_prompts,$(1))) && touch $$@
 
 $(D)/v$(1)/annotated.done: $(D)/v$(1)/answers_test.done
-	$(B)/prefs_db --db $(DB) annotate --iteration $(1) --rater "$(B)/toyworld rate $(W) --seed $(1)" > $(D)/v$(1)/annotate.txt
-	touch $$@
+	$(B)/prefs_db --db $(DB) annotate --iteration $(1) --rater "$(B)/toyworld rate $(W) --seed $(1)" > $(D)/v$(1)/annotate.txt && touch $$@
 
 # Red teaming (Llama 2 §4.2-4.3): extra pairs on adversarial and borderline prompts, where safety and
 # false refusals are decided; without them most safety pairs are two safe answers rated "unsure".
 $(D)/v$(1)/red_team_adversarial.done: $(D)/v$(1)/annotated.done
 $(D)/v$(1)/red_team_borderline.done: $(D)/v$(1)/red_team_adversarial.done
 $(D)/v$(1)/red_team_adversarial.done $(D)/v$(1)/red_team_borderline.done: $(D)/v$(1)/red_team_%.done:
-	$(if $(filter-out 0,$(call knob,red_team_prompts,$(1))),$(call answers,$(1),$(2),--set data.split=train --set data.risk=$$* --set data.limit=$(call knob,red_team_prompts,$(1))))
-	touch $$@
+	$(if $(filter-out 0,$(call knob,red_team_prompts,$(1))),$(call answers,$(1),$(2),--set data.split=train --set data.risk=$$* --set data.limit=$(call knob,red_team_prompts,$(1))) && touch $$@,@touch $$@)
 
 $(D)/v$(1)/red_team.done: $(D)/v$(1)/red_team_borderline.done
-	$(if $(filter-out 0,$(call knob,red_team_prompts,$(1))),$(B)/prefs_db --db $(DB) annotate --iteration $(1) --rater "$(B)/toyworld rate $(W) --seed $(1)" > $(D)/v$(1)/red_team.txt,@echo "v$(1): no red teaming in this iteration")
-	touch $$@
+	$(if $(filter-out 0,$(call knob,red_team_prompts,$(1))),$(B)/prefs_db --db $(DB) annotate --iteration $(1) --rater "$(B)/toyworld rate $(W) --seed $(1)" > $(D)/v$(1)/red_team.txt && touch $$@,@echo "v$(1): no red teaming in this iteration" && touch $$@)
 
 $(D)/v$(1)/rm_%/done: $(D)/v$(1)/annotated.done | $(D)/v$(1)/red_team.done
 	$(B)/rm_train train --kind $$* --config $(C)/rm.yaml $(call rm_from,$(1),$(2),$$*) --set train.epochs=$(call knob,rm_epochs,$(1)) --db $(DB) --iteration $(1) $(T) --out $(D)/v$(1)/rm_$$* $$(call resume,$(D)/v$(1)/rm_$$*)
@@ -146,12 +142,10 @@ $(D)/v$(1)/rm_%/done: $(D)/v$(1)/annotated.done | $(D)/v$(1)/red_team.done
 
 $(D)/v$(1)/gatt.done: $(D)/v$(2)/done
 	@mkdir -p $(D)/v$(1)
-	$(if $(filter-out 0,$(call knob,gatt_dialogues,$(1))),head -n $(call knob,gatt_dialogues,$(1)) $(D)/gatt_train.jsonl | $(B)/gatt_augment synth --config $(C)/gatt.yaml --model $(call policy,$(2)) --db $(DB) --emit store --iteration $(1) --seed $(1) $(T) -,@echo "v$(1): no GAtt in this iteration")
-	touch $$@
+	$(if $(filter-out 0,$(call knob,gatt_dialogues,$(1))),head -n $(call knob,gatt_dialogues,$(1)) $(D)/gatt_train.jsonl | $(B)/gatt_augment synth --config $(C)/gatt.yaml --model $(call policy,$(2)) --db $(DB) --emit store --iteration $(1) --seed $(1) $(T) - && touch $$@,@echo "v$(1): no GAtt in this iteration" && touch $$@)
 
 $(D)/v$(1)/rs_sample.done: $(D)/v$(1)/rm_helpfulness/done $(D)/v$(1)/rm_safety/done $(D)/v$(1)/gatt.done
-	$(B)/rejection_sample --config $(C)/rs.yaml --model $(call policy,$(2)) --rm-helpfulness $(D)/v$(1)/rm_helpfulness/ckpt --rm-safety $(D)/v$(1)/rm_safety/ckpt --db $(DB) --iteration $(1) --seed $(1) -K $(call knob,rs_k,$(1)) --temperatures $(call knob,rs_temperatures,$(1)) --pool $(call knob,rs_pool,$(1)) --out $(D)/v$(1)/rs_sample --candidates $(D)/v$(1)/rs_candidates.jsonl $(T) > $(D)/v$(1)/best_of_n.txt
-	touch $$@
+	$(B)/rejection_sample --config $(C)/rs.yaml --model $(call policy,$(2)) --rm-helpfulness $(D)/v$(1)/rm_helpfulness/ckpt --rm-safety $(D)/v$(1)/rm_safety/ckpt --db $(DB) --iteration $(1) --seed $(1) -K $(call knob,rs_k,$(1)) --temperatures $(call knob,rs_temperatures,$(1)) --pool $(call knob,rs_pool,$(1)) --out $(D)/v$(1)/rs_sample --candidates $(D)/v$(1)/rs_candidates.jsonl $(T) > $(D)/v$(1)/best_of_n.txt && touch $$@
 
 $(D)/v$(1)/rs_oracle.jsonl: $(D)/v$(1)/rs_sample.done
 	$(B)/toyworld score $(W) $(D)/v$(1)/rs_candidates.jsonl > $$@.tmp && mv $$@.tmp $$@
@@ -176,6 +170,13 @@ endef
 # Instantiated only when a demo target (or a file of the run directory) is asked for, so that other builds
 # do not read the demo's configs.
 ifneq ($(filter demo% runs/% $(D)/%,$(MAKECMDGOALS)),)
+# The stages whose command writes into the store: `COMMAND && touch STAMP` in one line, run by
+# scripts/demo/store_shell.sh, so that the rows and the stamp go together when make is stopped: a TERM,
+# HUP or INT stops the whole line before the command commits, and a make killed outright leaves the
+# line to finish and stamp (kept then: .PRECIOUS).
+STORE_STAMPS = $(foreach v,1 2 3 4 5,$(foreach s,answers_train answers_test annotated red_team_adversarial red_team_borderline red_team gatt rs_sample,$(D)/v$(v)/$(s).done))
+.PRECIOUS: $(STORE_STAMPS)
+$(STORE_STAMPS): private .SHELLFLAGS = scripts/demo/store_shell.sh -c
 # Stamps that a demo.mk before the split of these stages did not write: a missing one is not remade while
 # the stage after it is up to date, so a run finished (or stopped later) under the old file goes on
 # without generating or sampling again into its store.

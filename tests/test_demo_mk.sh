@@ -39,6 +39,8 @@ has "prefs_db .*annotate --iteration 2 "
 lacks "generate .*--iteration 1 "
 lacks "(rejection_sample|sft) .*--iteration 1 "
 
+has "$(gen2 "data.split=test.* && touch $R/v2/answers_test.done")$"
+
 stage=v2/answers_test.done; after $stage
 lacks "generate .*--iteration 2 .*data.split=(train --set data.limit|test)"
 has "prefs_db .*annotate --iteration 2 .*> $R/v2/annotate.txt"
@@ -63,6 +65,37 @@ first3 | grep -q "toyworld score" || fail "after $stage V3's next command is not
 stage=v3/rs_oracle.jsonl; after $stage
 lacks "rejection_sample .*--iteration 3 |toyworld score .*$R/v3/"
 first3 | grep -q "sft .*--iteration 3 " || fail "after $stage V3's next command is not the fine-tune: $(first3)"
+
+# make stopped during a store-writing stage. make passes a TERM to the recipe's shell alone; the stage's
+# shell (scripts/demo/store_shell.sh) passes it on to the command, which stops before it commits, with
+# no stamp. A make killed outright leaves the stage's shell to let the command finish and stamp. A
+# stand-in generate in a build folder of its own records that it started and that it "committed".
+mkdir -p "$W/fake/bin"
+printf '#!/bin/sh\necho started >>"%s"\nsleep 2\necho committed >>"%s"\n' "$W/log" "$W/log" >"$W/fake/bin/generate"
+chmod +x "$W/fake/bin/generate"
+# stop_make SIGNAL: make the V2 test answers with the stand-in, send SIGNAL to make once it started
+stop_make() {
+    fresh
+    rm -f "$W/log"
+    mk -s -t "$R/v2/answers_train.done" >/dev/null
+    env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make --no-print-directory DEMO=demo-quick D="$R" BUILD="$W/fake" \
+        "$R/v2/answers_test.done" >"$W/make.out" 2>&1 & # make itself, not a subshell running mk
+    pid=$!
+    i=0
+    until grep -q started "$W/log" 2>/dev/null; do i=$((i + 1)); [ $i -lt 300 ] || fail "the stand-in never started"; sleep 0.1; done
+    kill -s "$1" "$pid"
+    set +e; wait "$pid" 2>/dev/null; st=$?; set -e
+    [ "$st" -ne 0 ] || fail "make was not stopped by SIG$1: $(cat "$W/make.out")"
+}
+stop_make TERM
+sleep 3
+[ "$(cat "$W/log")" = started ] && [ ! -e "$R/v2/answers_test.done" ] ||
+    fail "TERM to make: want the command stopped before it commits, and no stamp: $(cat "$W/log"), $(ls "$R/v2")"
+stop_make KILL
+i=0
+until [ -e "$R/v2/answers_test.done" ]; do i=$((i + 1)); [ $i -lt 100 ] || fail "KILL to make: the stage was never stamped"; sleep 0.1; done
+[ "$(cat "$W/log")" = "started
+committed" ] || fail "KILL to make: want the command finished once: $(cat "$W/log")"
 
 # a finished run: nothing to do
 fresh
