@@ -31,39 +31,27 @@ has() { grep -q -E -e "$1" "$W/next" || fail "after $stage, want a command like 
 $(grep -v '^touch' "$W/next" | cut -c 1-160)"; }
 lacks() { ! grep -q -E -e "$1" "$W/next" || fail "after $stage, '$1' would run again: $(grep -E -e "$1" "$W/next" | cut -c 1-200)"; }
 
+# check STAGE LACKS [HAS...]: after STAGE, no pending command matches LACKS, and one matches each HAS
+check() {
+    stage=$1 no=$2
+    shift 2
+    after "$stage"
+    lacks "$no"
+    for yes; do has "$yes"; done
+}
 gen2() { echo "generate .*--iteration 2 .*$1"; }
-stage=v2/answers_train.done; after $stage
-lacks "$(gen2 'data.split=train --set data.limit')"
-has "$(gen2 'data.split=test')"
-has "prefs_db .*annotate --iteration 2 "
-lacks "generate .*--iteration 1 "
-lacks "(rejection_sample|sft) .*--iteration 1 "
+first3() { grep -v '^touch' "$W/next" | grep -E -e "$R/v3/|--iteration 3 " | head -n 1; } # V3's next command
 
-has "$(gen2 "data.split=test.* && touch $R/v2/answers_test.done")$"
-
-stage=v2/answers_test.done; after $stage
-lacks "generate .*--iteration 2 .*data.split=(train --set data.limit|test)"
-has "prefs_db .*annotate --iteration 2 .*> $R/v2/annotate.txt"
-
-stage=v2/red_team_adversarial.done; after $stage
-lacks "$(gen2 'data.risk=adversarial')"
-has "$(gen2 'data.risk=borderline')"
-lacks "> $R/v2/annotate.txt"
-has "> $R/v2/red_team.txt"
-
-stage=v2/red_team_borderline.done; after $stage
-lacks "generate .*--iteration 2 "
-has "prefs_db .*annotate --iteration 2 .*> $R/v2/red_team.txt"
-
-stage=v3/rs_sample.done; after $stage
-lacks "rejection_sample .*--iteration 3 "
-has "toyworld score .*$R/v3/rs_candidates.jsonl"
-has "sft .*--iteration 3 "
-first3() { grep -v '^touch' "$W/next" | grep -E -e "$R/v3/|--iteration 3 " | head -n 1; }
+check v2/answers_train.done "$(gen2 'data.split=train --set data.limit')|generate .*--iteration 1 |(rejection_sample|sft) .*--iteration 1 " \
+    "$(gen2 "data.split=test.* && touch $R/v2/answers_test.done")$" "prefs_db .*annotate --iteration 2 "
+check v2/answers_test.done "generate .*--iteration 2 .*data.split=(train --set data.limit|test)" \
+    "prefs_db .*annotate --iteration 2 .*> $R/v2/annotate.txt"
+check v2/red_team_adversarial.done "$(gen2 'data.risk=adversarial')|> $R/v2/annotate.txt" \
+    "$(gen2 'data.risk=borderline')" "> $R/v2/red_team.txt"
+check v2/red_team_borderline.done "generate .*--iteration 2 " "prefs_db .*annotate --iteration 2 .*> $R/v2/red_team.txt"
+check v3/rs_sample.done "rejection_sample .*--iteration 3 " "toyworld score .*$R/v3/rs_candidates.jsonl" "sft .*--iteration 3 "
 first3 | grep -q "toyworld score" || fail "after $stage V3's next command is not the oracle's score: $(first3)"
-
-stage=v3/rs_oracle.jsonl; after $stage
-lacks "rejection_sample .*--iteration 3 |toyworld score .*$R/v3/"
+check v3/rs_oracle.jsonl "rejection_sample .*--iteration 3 |toyworld score .*$R/v3/"
 first3 | grep -q "sft .*--iteration 3 " || fail "after $stage V3's next command is not the fine-tune: $(first3)"
 
 # make stopped during a store-writing stage. make passes a TERM to the recipe's shell alone; the stage's
