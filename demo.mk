@@ -2,19 +2,28 @@
 # Included by the Makefile. docs/demo.md explains each stage and how to read the report.
 #
 # The pipeline (Llama 2 §3, DESIGN §3), one file target per stage so that an interrupted demo continues
-# where it stopped and a second `make demo` does nothing:
+# where it stopped and a second `make demo` does nothing. A command that writes rows into prefs.db is the
+# only one of its target (data.done excepted: it starts the store afresh): it writes them all or nothing
+# (docs/store.md), and its stamp is touched in the same shell line (STORE_STAMPS below), so that a rerun
+# never repeats it and stores its rows twice. The trainers resume (--resume).
 #
 #   corpus.txt, tok.bin        toyworld corpus -> tokenizer_train (BPE)
 #   base/done                  sft --pretrain on the corpus
 #   data.done                  prefs.db: demonstrations, train prompts, held-out test prompts; GAtt dialogues
 #   v0/done                    sft on the demonstrations (V0, the SFT model)
-#   vN/annotated.done          generate 2 answers per prompt with V(N-1), `toyworld rate` compares them
-#   vN/red_team.done           (from V2 on) the same on adversarial and borderline train prompts
+#   vN/answers_train.done      generate rate_k answers per train prompt with V(N-1) into the store
+#   vN/answers_test.done       the same on test prompts
+#   vN/annotated.done          prefs_db annotate: `toyworld rate` compares every two answers of a prompt
+#   vN/red_team_adversarial.done, vN/red_team_borderline.done
+#                              (from V2 on) answers to adversarial, then borderline train prompts
+#   vN/red_team.done           their pairs rated
 #   vN/rm_helpfulness/done     rm_train: V1 from V0 on its comparisons; later from V(N-1)'s RM (rm_continue)
 #                              on every comparison so far (rm_data); rm_train eval on every test comparison (Table 8)
 #   vN/rm_safety/done
 #   vN/gatt.done               (from V3 on) gatt_augment synth: GAtt examples sampled from V(N-1)
-#   vN/rs.done                 rejection_sample best-of-K (pooled over iterations) -> sft -> vN/rs/ckpt
+#   vN/rs_sample.done          rejection_sample best-of-K (pooled over iterations): responses, scores, kept examples
+#   vN/rs_oracle.jsonl         toyworld score: the oracle's verdict on every candidate, for the report
+#   vN/rs.done                 sft on the kept examples (and GAtt's) -> vN/rs/ckpt
 #   vN/done                    (V5) ppo on top of vN/rs/ckpt -> vN/ppo/ckpt; the policy of VN
 #   vN/eval.done               scripts/demo/eval.sh: held-out prompts judged by the oracle and the RMs
 #   vN/eval_rs.done            (with PPO) the same for vN/rs/ckpt, PPO's starting point
@@ -53,6 +62,9 @@ rm_from = $(if $(and $(filter-out 1,$(1)),$(filter-out 0,$(call knob,rm_continue
 rate_prompts = $(if $(filter fresh,$(call knob,rate_prompts,$(1))),$(B)/toyworld prompts $(W) --split train --seed 10$(1) --n $(shell echo $$((2 * $(call knob,rate_train_prompts,$(1))))) | awk '!seen[$$$$0]++' | head -n $(call knob,rate_train_prompts,$(1)) | )
 # sft/rm_train/ppo continue an interrupted run from its last checkpoint.
 resume = $(if $(wildcard $(1)/ckpt/trainer_state.json),--resume)
+# $(call answers,V,V-1,DATA): generate's rate_k answers per prompt from V-1's policy into the store, as
+# iteration V; DATA selects the prompts (--set data.*).
+answers = $(B)/generate --config $(C)/generate.yaml --model $(call policy,$(2)) --db $(DB) --emit store --iteration $(1) --seed $(1) -K $(call knob,rate_k,$(1)) --set sample.temperature=$(call knob,sample_temperature,$(1)) $(3) $(T)
 
 demo-deps:
 	@sh scripts/install-deps.sh
@@ -103,18 +115,25 @@ $(D)/v0/done: $(D)/base/done $(D)/data.done
 # ---- V1..V5 --------------------------------------------------------------------------------------------
 # $(call iteration,V,V-1)
 define iteration
-$(D)/v$(1)/annotated.done: $(D)/v$(2)/done
+$(D)/v$(1)/answers_train.done: $(D)/v$(2)/done
 	@mkdir -p $(D)/v$(1)
-	$(call rate_prompts,$(1),$(2))$(B)/generate --config $(C)/generate.yaml --model $(call policy,$(2)) --db $(DB) --emit store --iteration $(1) --seed $(1) -K $(call knob,rate_k,$(1)) --set sample.temperature=$(call knob,sample_temperature,$(1)) --set data.split=train --set data.limit=$(call knob,rate_train_prompts,$(1)) $(T)$(if $(filter fresh,$(call knob,rate_prompts,$(1))), -)
-	$(B)/generate --config $(C)/generate.yaml --model $(call policy,$(2)) --db $(DB) --emit store --iteration $(1) --seed $(1) -K $(call knob,rate_k,$(1)) --set sample.temperature=$(call knob,sample_temperature,$(1)) --set data.split=test --set data.limit=$(call knob,rate_test_prompts,$(1)) $(T)
-	$(B)/prefs_db --db $(DB) annotate --iteration $(1) --rater "$(B)/toyworld rate $(W) --seed $(1)" > $(D)/v$(1)/annotate.txt
-	touch $$@
+	$(call rate_prompts,$(1),$(2))$(call answers,$(1),$(2),--set data.split=train --set data.limit=$(call knob,rate_train_prompts,$(1)))$(if $(filter fresh,$(call knob,rate_prompts,$(1))), -) && touch $$@
+
+$(D)/v$(1)/answers_test.done: $(D)/v$(1)/answers_train.done
+	$(call answers,$(1),$(2),--set data.split=test --set data.limit=$(call knob,rate_test_prompts,$(1))) && touch $$@
+
+$(D)/v$(1)/annotated.done: $(D)/v$(1)/answers_test.done
+	$(B)/prefs_db --db $(DB) annotate --iteration $(1) --rater "$(B)/toyworld rate $(W) --seed $(1)" > $(D)/v$(1)/annotate.txt && touch $$@
 
 # Red teaming (Llama 2 §4.2-4.3): extra pairs on adversarial and borderline prompts, where safety and
 # false refusals are decided; without them most safety pairs are two safe answers rated "unsure".
-$(D)/v$(1)/red_team.done: $(D)/v$(1)/annotated.done
-	$(if $(filter-out 0,$(call knob,red_team_prompts,$(1))),$(foreach r,adversarial borderline,$(B)/generate --config $(C)/generate.yaml --model $(call policy,$(2)) --db $(DB) --emit store --iteration $(1) --seed $(1) -K $(call knob,rate_k,$(1)) --set sample.temperature=$(call knob,sample_temperature,$(1)) --set data.split=train --set data.risk=$(r) --set data.limit=$(call knob,red_team_prompts,$(1)) $(T) &&) $(B)/prefs_db --db $(DB) annotate --iteration $(1) --rater "$(B)/toyworld rate $(W) --seed $(1)" > $(D)/v$(1)/red_team.txt,@echo "v$(1): no red teaming in this iteration")
-	touch $$@
+$(D)/v$(1)/red_team_adversarial.done: $(D)/v$(1)/annotated.done
+$(D)/v$(1)/red_team_borderline.done: $(D)/v$(1)/red_team_adversarial.done
+$(D)/v$(1)/red_team_adversarial.done $(D)/v$(1)/red_team_borderline.done: $(D)/v$(1)/red_team_%.done:
+	$(if $(filter-out 0,$(call knob,red_team_prompts,$(1))),$(call answers,$(1),$(2),--set data.split=train --set data.risk=$$* --set data.limit=$(call knob,red_team_prompts,$(1))) && touch $$@,@touch $$@)
+
+$(D)/v$(1)/red_team.done: $(D)/v$(1)/red_team_borderline.done
+	$(if $(filter-out 0,$(call knob,red_team_prompts,$(1))),$(B)/prefs_db --db $(DB) annotate --iteration $(1) --rater "$(B)/toyworld rate $(W) --seed $(1)" > $(D)/v$(1)/red_team.txt && touch $$@,@echo "v$(1): no red teaming in this iteration" && touch $$@)
 
 $(D)/v$(1)/rm_%/done: $(D)/v$(1)/annotated.done | $(D)/v$(1)/red_team.done
 	$(B)/rm_train train --kind $$* --config $(C)/rm.yaml $(call rm_from,$(1),$(2),$$*) --set train.epochs=$(call knob,rm_epochs,$(1)) --db $(DB) --iteration $(1) $(T) --out $(D)/v$(1)/rm_$$* $$(call resume,$(D)/v$(1)/rm_$$*)
@@ -123,12 +142,15 @@ $(D)/v$(1)/rm_%/done: $(D)/v$(1)/annotated.done | $(D)/v$(1)/red_team.done
 
 $(D)/v$(1)/gatt.done: $(D)/v$(2)/done
 	@mkdir -p $(D)/v$(1)
-	$(if $(filter-out 0,$(call knob,gatt_dialogues,$(1))),head -n $(call knob,gatt_dialogues,$(1)) $(D)/gatt_train.jsonl | $(B)/gatt_augment synth --config $(C)/gatt.yaml --model $(call policy,$(2)) --db $(DB) --emit store --iteration $(1) --seed $(1) $(T) -,@echo "v$(1): no GAtt in this iteration")
-	touch $$@
+	$(if $(filter-out 0,$(call knob,gatt_dialogues,$(1))),head -n $(call knob,gatt_dialogues,$(1)) $(D)/gatt_train.jsonl | $(B)/gatt_augment synth --config $(C)/gatt.yaml --model $(call policy,$(2)) --db $(DB) --emit store --iteration $(1) --seed $(1) $(T) - && touch $$@,@echo "v$(1): no GAtt in this iteration" && touch $$@)
 
-$(D)/v$(1)/rs.done: $(D)/v$(1)/rm_helpfulness/done $(D)/v$(1)/rm_safety/done $(D)/v$(1)/gatt.done
-	$(B)/rejection_sample --config $(C)/rs.yaml --model $(call policy,$(2)) --rm-helpfulness $(D)/v$(1)/rm_helpfulness/ckpt --rm-safety $(D)/v$(1)/rm_safety/ckpt --db $(DB) --iteration $(1) --seed $(1) -K $(call knob,rs_k,$(1)) --temperatures $(call knob,rs_temperatures,$(1)) --pool $(call knob,rs_pool,$(1)) --out $(D)/v$(1)/rs_sample --candidates $(D)/v$(1)/rs_candidates.jsonl $(T) > $(D)/v$(1)/best_of_n.txt
-	$(B)/toyworld score $(W) $(D)/v$(1)/rs_candidates.jsonl > $(D)/v$(1)/rs_oracle.jsonl
+$(D)/v$(1)/rs_sample.done: $(D)/v$(1)/rm_helpfulness/done $(D)/v$(1)/rm_safety/done $(D)/v$(1)/gatt.done
+	$(B)/rejection_sample --config $(C)/rs.yaml --model $(call policy,$(2)) --rm-helpfulness $(D)/v$(1)/rm_helpfulness/ckpt --rm-safety $(D)/v$(1)/rm_safety/ckpt --db $(DB) --iteration $(1) --seed $(1) -K $(call knob,rs_k,$(1)) --temperatures $(call knob,rs_temperatures,$(1)) --pool $(call knob,rs_pool,$(1)) --out $(D)/v$(1)/rs_sample --candidates $(D)/v$(1)/rs_candidates.jsonl $(T) > $(D)/v$(1)/best_of_n.txt && touch $$@
+
+$(D)/v$(1)/rs_oracle.jsonl: $(D)/v$(1)/rs_sample.done
+	$(B)/toyworld score $(W) $(D)/v$(1)/rs_candidates.jsonl > $$@.tmp && mv $$@.tmp $$@
+
+$(D)/v$(1)/rs.done: $(D)/v$(1)/rs_sample.done $(D)/v$(1)/rs_oracle.jsonl
 	$(B)/sft --config $(C)/rs_sft.yaml --init $(call policy,$(2)) --db $(DB) --iteration $(1) --set data.iteration=$(1) --set train.steps=$(call knob,rs_sft_steps,$(1)) $(T) --out $(D)/v$(1)/rs $$(call resume,$(D)/v$(1)/rs)
 	touch $$@
 
@@ -145,8 +167,20 @@ $(D)/v$(1)/eval.done: $(D)/v$(1)/done $(D)/v0/eval.done
 	sh scripts/demo/eval.sh $(DEMO) $(1) $(call policy,$(1)) $(D)/v$(1)/rm_helpfulness/ckpt $(D)/v$(1)/rm_safety/ckpt
 	touch $$@
 endef
-# Instantiated only when a demo target is asked for, so that other builds do not read the demo's configs.
-ifneq ($(filter demo% runs/%,$(MAKECMDGOALS)),)
+# Instantiated only when a demo target (or a file of the run directory) is asked for, so that other builds
+# do not read the demo's configs.
+ifneq ($(filter demo% runs/% $(D)/%,$(MAKECMDGOALS)),)
+# The stages whose command writes into the store: `COMMAND && touch STAMP` in one line, run by
+# scripts/demo/store_shell.sh, so that the rows and the stamp go together when make is stopped: a TERM,
+# HUP or INT stops the whole line before the command commits, and a make killed outright leaves the
+# line to finish and stamp (kept then: .PRECIOUS).
+STORE_STAMPS = $(foreach v,1 2 3 4 5,$(foreach s,answers_train answers_test annotated red_team_adversarial red_team_borderline red_team gatt rs_sample,$(D)/v$(v)/$(s).done))
+.PRECIOUS: $(STORE_STAMPS)
+$(STORE_STAMPS): private .SHELLFLAGS = scripts/demo/store_shell.sh -c
+# Stamps that a demo.mk before the split of these stages did not write: a missing one is not remade while
+# the stage after it is up to date, so a run finished (or stopped later) under the old file goes on
+# without generating or sampling again into its store.
+.SECONDARY: $(foreach v,1 2 3 4 5,$(foreach s,answers_train answers_test red_team_adversarial red_team_borderline rs_sample,$(D)/v$(v)/$(s).done))
 # OpenMP threads that spin while they wait make every parallel region as slow as the slowest core: on a
 # busy machine, decoding with 2 spinning threads was 50-200x slower than with threads that sleep.
 export OMP_WAIT_POLICY ?= passive

@@ -13,7 +13,10 @@
  *
  * Writes: single-row calls are atomic on their own. A caller that writes several rows wraps them
  * in store_begin/store_commit (or store_rollback); these nest (inner levels are savepoints), so an
- * importer can keep a whole file in one transaction and still undo a single bad line.
+ * importer can keep a whole file in one transaction and still undo a single bad line. A program
+ * writes the rows of one run in one transaction at its end, never in pieces, so that an interrupted
+ * run leaves none of them and a rerun stores one set; and it takes the write lock (store_begin is
+ * BEGIN IMMEDIATE) only once the model work is done (docs/store.md, "One run, one transaction").
  *
  * Reads: the *_each calls run a callback per row, in id order, with a filter. Strings in the rows
  * point into SQLite's buffers and are valid only during the callback; copy what you keep. A

@@ -14,6 +14,8 @@
  * only (its terse form with probability instructions.terse_prob), and loss_turns [n-1]: only the last
  * answer is learnt. A dialogue whose prompt outgrows the model's context, or an answer that does not
  * end with EOS within sample.max_new tokens, is dropped (and counted): half an answer is no example.
+ * With --emit store the examples go into the store in one transaction after the last turn: an
+ * interrupted synth leaves none of them, and a rerun stores one set.
  *
  * eval, per model: the held-out dialogues whose system prompt is one of the instructions (either
  * form); the model answers turn by turn with the instruction only in the system prompt and its own
@@ -119,7 +121,8 @@ static void usage(FILE *f) {
             "  --model DIR        checkpoint to sample from (synth: one; eval: up to %d, in table order)\n"
             "  --label NAME       eval: column name of the model given in the same position (repeatable;\n"
             "                     default: the --model path without a trailing /ckpt)\n"
-            "  --emit jsonl|store synth: examples as JSONL on stdout (default) or into the store (needs --db)\n"
+            "  --emit jsonl|store synth: examples as JSONL on stdout (default) or into the store (needs --db),\n"
+            "                     all in one transaction at the end\n"
             "  --db PATH          the store: prompts come from it when no input is named, examples go to it\n"
             "                     with --emit store, the run and eval metrics are recorded in it (default ./prefs.db)\n"
             "  --out DIR          eval: write adherence.tsv, adherence.gp, adherence.png and the dialogues there\n"

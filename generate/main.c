@@ -16,6 +16,12 @@
  * function of (seed, the prompt's line number or store id, j) only — not of the batch size or threads.
  * A prompt that does not fit the model's context is skipped with a warning on stderr.
  *
+ * --emit store writes all or nothing: the answers wait in a spool (an unlinked temporary file, gone
+ * with the process however it ends) while the model samples, and go into the store in one transaction
+ * at the end, with the prompts of a JSONL input. An interrupted run leaves none of its responses (only
+ * its row in the runs table, status "running"), so running it again gives exactly one set; and the
+ * store's write lock is held for the inserts only, never while the model samples.
+ *
  * Exit status: 0 ok, 1 runtime failure, 2 usage or input error (bad option, config, prompt line).
  */
 #include <errno.h>
@@ -71,7 +77,8 @@ static void usage(FILE *f) {
             "options:\n"
             "  --model DIR        checkpoint to sample from (required)\n"
             "  -K N               answers per prompt (same as --set sample.k=N)\n"
-            "  --emit jsonl|store where responses go (default jsonl on stdout; store needs --db)\n"
+            "  --emit jsonl|store where responses go (default jsonl on stdout); store: into --db, all in one\n"
+            "                     transaction at the end, so an interrupted run stores none of them\n"
             "  --db PATH          the store: prompts come from it when no input is named, responses go to it\n"
             "                     with --emit store, and the run is recorded in it (default ./prefs.db)\n"
             "  --iteration N      pipeline iteration written with the responses (default 0)\n"
@@ -253,17 +260,66 @@ typedef struct {
     const GenerateCfg *c;
     const Tokenizer *tok;
     Store *db;
+    PromptList *l;
     const char *model_name;
+    FILE *spool; /* --emit store: (prompt index, text) records until store_spool writes them */
     int64_t responses, eos, tokens;
 } Emit;
 
-static Err emit_sample(Emit *e, Prompt *p, const GenSample *s) {
+static Err spool_fail(void) { return err_set(ERR_RUNTIME, "the temporary file of the answers: %s", strerror(errno)); }
+
+/* A spool record: the prompt's index in the PromptList and the answer's length, then its bytes. */
+static Err spool_put(FILE *f, uint64_t prompt, const char *text) {
+    uint64_t head[2] = {prompt, strlen(text)};
+    if (fwrite(head, sizeof head, 1, f) != 1 || (head[1] && fwrite(text, head[1], 1, f) != 1)) return spool_fail();
+    return ERR_OK;
+}
+
+static Err emit_sample(Emit *e, size_t prompt, const GenSample *s) {
     char *text = gen_answer_text(e->tok, s);
     e->responses++;
     e->eos += s->stop == GEN_STOP_EOS;
     e->tokens += s->n;
-    Err rc = ERR_OK;
-    if (e->o->to_store) {
+    Err rc;
+    if (e->spool) {
+        rc = spool_put(e->spool, prompt, text);
+    } else {
+        const Prompt *p = &e->l->v[prompt];
+        json_t *rec = json_pack("{s:s, s:O, s:s, s:s, s:I, s:f, s:f}", "type", "response", "prompt", p->obj, "text",
+                                text, "model", e->model_name, "iteration", (json_int_t)e->o->cli.iteration, "temperature",
+                                e->c->temperature, "top_p", e->c->top_p);
+        ASSERT(rec);
+        rc = jsonl_write(stdout, rec);
+        json_decref(rec);
+    }
+    free(text);
+    return rc;
+}
+
+/* The spooled answers into the store, in one transaction: prompts of a JSONL input first put (found
+ * or created by their content), then each response, in (prompt, sample) order. */
+static Err store_spool(Emit *e) {
+    if (fflush(e->spool) != 0 || fseek(e->spool, 0, SEEK_SET) != 0) return spool_fail();
+    Err rc = store_begin(e->db);
+    if (rc) return rc;
+    char *text = NULL;
+    size_t cap = 0;
+    uint64_t head[2];
+    for (int64_t i = 0; !rc && i < e->responses; i++) {
+        if (fread(head, sizeof head, 1, e->spool) != 1 || head[0] >= e->l->n) {
+            rc = ferror(e->spool) ? spool_fail() : err_set(ERR_RUNTIME, "the temporary file of the answers ends early");
+            break;
+        }
+        if (head[1] + 1 > cap) {
+            cap = head[1] + 1;
+            text = xrealloc(text, cap);
+        }
+        if (head[1] && fread(text, head[1], 1, e->spool) != 1) {
+            rc = spool_fail();
+            break;
+        }
+        text[head[1]] = '\0';
+        Prompt *p = &e->l->v[head[0]];
         if (!p->store_id) {
             const json_t *o = p->obj;
             char *dialogue = json_dumps(json_object_get(o, "dialogue"), JSON_COMPACT);
@@ -282,19 +338,19 @@ static Err emit_sample(Emit *e, Prompt *p, const GenSample *s) {
             int64_t id;
             rc = store_response_add(e->db, &r, &id);
         }
-    } else {
-        json_t *rec = json_pack("{s:s, s:O, s:s, s:s, s:I, s:f, s:f}", "type", "response", "prompt", p->obj, "text",
-                                text, "model", e->model_name, "iteration", (json_int_t)e->o->cli.iteration, "temperature",
-                                e->c->temperature, "top_p", e->c->top_p);
-        ASSERT(rec);
-        rc = jsonl_write(stdout, rec);
-        json_decref(rec);
     }
     free(text);
-    return rc;
+    if (rc) {
+        store_rollback(e->db);
+        return rc;
+    }
+    if ((rc = store_commit(e->db))) return rc;
+    fprintf(stderr, PROG ": %" PRId64 " responses stored in one transaction\n", e->responses);
+    return ERR_OK;
 }
 
-/* Generate for every prompt, in chunks so that memory stays bounded; output in (prompt, sample) order. */
+/* Generate for every prompt, in chunks so that memory stays bounded; output in (prompt, sample) order.
+ * With --emit store the answers go to the spool here, and into the store at the end (store_spool). */
 static Err generate_all(Model *m, PromptList *l, const GenerateCfg *c, Emit *e) {
     enum { CHUNK = 256 };
     GenConfig g = generate_gen_config(c);
@@ -313,13 +369,8 @@ static Err generate_all(Model *m, PromptList *l, const GenerateCfg *c, Emit *e) 
         GenStats st;
         if ((rc = gen_run(m, gp, n, k, &g, out, &st))) break;
         fed += st.fed;
-        if (e->o->to_store) rc = store_begin(e->db);
         for (int i = 0; !rc && i < n; i++)
-            for (int j = 0; !rc && j < k; j++) rc = emit_sample(e, &l->v[first + (size_t)i], &out[i * k + j]);
-        if (e->o->to_store) {
-            if (rc) store_rollback(e->db);
-            else rc = store_commit(e->db);
-        }
+            for (int j = 0; !rc && j < k; j++) rc = emit_sample(e, first + (size_t)i, &out[i * k + j]);
         gen_samples_free(out, (int64_t)n * k);
         if (!rc && fflush(stdout) != 0) rc = err_set(ERR_RUNTIME, "stdout: %s", strerror(errno));
         fprintf(stderr, PROG ": %zu/%zu prompts, %" PRId64 " responses\n", first + (size_t)n, l->n, e->responses);
@@ -330,6 +381,7 @@ static Err generate_all(Model *m, PromptList *l, const GenerateCfg *c, Emit *e) 
                 e->responses, e->eos, e->tokens, el > 0 ? (double)fed / el : 0.0, el);
     free(gp);
     free(out);
+    if (!rc && e->spool) rc = store_spool(e);
     return rc;
 }
 
@@ -389,8 +441,10 @@ static int run(const Opts *o, GenerateCfg *c) {
         rc = store_run_begin(db, PROG, o->cli.iteration, config_text, ins, &run_id);
         free(ins);
     }
-    Emit e = {.o = o, .c = c, .tok = &tok, .db = db, .model_name = name};
+    Emit e = {.o = o, .c = c, .tok = &tok, .db = db, .l = &prompts, .model_name = name};
+    if (!rc && o->to_store && !(e.spool = tmpfile())) rc = spool_fail();
     if (!rc) rc = generate_all(&m, &prompts, c, &e);
+    if (e.spool) fclose(e.spool);
     if (run_id) {
         json_t *out = json_pack("{s:s, s:I, s:I, s:I}", "to", o->to_store ? "store" : "stdout", "responses",
                                 (json_int_t)e.responses, "prompts", (json_int_t)prompts.n, "skipped", (json_int_t)prompts.skipped);

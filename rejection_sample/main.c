@@ -28,6 +28,14 @@
  *      of the K samples, N = 1..K, per temperature) are printed as a table and stored as metrics
  *      (step = N, names max_reward@T and median_reward@T), in the store and in <out>/metrics.tsv.
  *
+ * All or nothing: steps 2-3 write nothing; the new samples (as responses), every candidate's scores,
+ * the kept examples and the run's metrics go into the store in one transaction at the end, so an
+ * interrupted run (a signal, a crash, a failing reward model) leaves none of them — only its row in
+ * the runs table, status "running" or "failed" — and running it again gives exactly one set. The
+ * store's write lock is held for those inserts only, never while the models run. Prompts read from
+ * JSONL are the exception: they are put first (found or created by their content, so a rerun finds
+ * the same rows), since their store ids seed the samples.
+ *
  * --emit jsonl writes one pair per prompt on stdout — the kept answer against the lowest-ranked
  * answer with another text, with both response ids — for a rater:
  *     rejection_sample ... --emit jsonl | toyworld rate | prefs_db import -
@@ -106,6 +114,8 @@ static void usage(FILE *f) {
             "Draws K samples per prompt from the policy (per temperature), scores them with the reward models,\n"
             "keeps the best by the Llama 2 combined reward as an SFT example (source rs) and stores every\n"
             "sample and score, then prints the best-of-N table (mean max and median reward of N samples).\n"
+            "The store gets the samples, scores and kept examples all in one transaction at the end: an\n"
+            "interrupted run leaves none of them.\n"
             "Prompts come from the store (data.* filters) unless FILE or - names JSONL Prompt objects.\n\n"
             "options:\n"
             "  --model DIR            the policy to sample (required)\n"
@@ -374,8 +384,8 @@ typedef struct {
     float threshold;
 } Rewards;
 
-/* Score candidates [from, to) with every reward model, rank them, and store the scores. */
-static Err score_cands(Rewards *rw, Store *db, const Prompts *pl, Cands *c, int64_t from, int64_t to) {
+/* Score candidates [from, to) with every reward model and rank them (store_cands stores the scores). */
+static Err score_cands(Rewards *rw, const Prompts *pl, Cands *c, int64_t from, int64_t to) {
     int n = (int)(to - from);
     if (n <= 0) return ERR_OK;
     const json_t **dialogues = xmalloc((size_t)n * sizeof *dialogues);
@@ -391,19 +401,16 @@ static Err score_cands(Rewards *rw, Store *db, const Prompts *pl, Cands *c, int6
     Err rc = ERR_OK;
     if (rw->has_help) rc = reward_score_text(&rw->help, dialogues, systems, texts, n, h);
     if (!rc && rw->has_safe) rc = reward_score_text(&rw->safe, dialogues, systems, texts, n, s);
-    bool begun = !rc && !(rc = store_begin(db));
     for (int i = 0; !rc && i < n; i++) {
         Cand *x = &c->v[from + i];
         if (!isfinite(rw->has_help ? h[i] : 0) || !isfinite(rw->has_safe ? s[i] : 0))
-            rc = err_set(ERR_RUNTIME, "response %" PRId64 ": a reward model's score is not finite", x->response_id);
+            rc = x->sample < 0 ? err_set(ERR_RUNTIME, "response %" PRId64 ": a reward model's score is not finite", x->response_id)
+                               : err_set(ERR_RUNTIME, "prompt %" PRId64 ", sample %d at T=%g: a reward model's score is not finite",
+                                         pl->v[x->prompt].id, x->sample, x->temperature);
         x->help = h[i];
         x->safe = s[i];
         x->rank = rsstats_rank_score(h[i], s[i], pl->v[x->prompt].safety, rw->threshold);
-        if (!rc && rw->has_help) rc = store_score_put(db, &(StoreScore){x->response_id, rw->help_name, h[i]});
-        if (!rc && rw->has_safe) rc = store_score_put(db, &(StoreScore){x->response_id, rw->safe_name, s[i]});
     }
-    if (begun && rc) store_rollback(db);
-    else if (begun) rc = store_commit(db);
     free(dialogues);
     free(systems);
     free(texts);
@@ -489,10 +496,10 @@ typedef struct {
     double seconds;
 } SampleStats;
 
-/* K samples per prompt at temperature temp, stored as responses, appended to c in (prompt, sample)
- * order and scored. Chunks of prompts keep the generation buffers small. */
+/* K samples per prompt at temperature temp, appended to c in (prompt, sample) order and scored; not
+ * stored yet (store_cands). Chunks of prompts keep the generation buffers small. */
 static Err sample_all(Model *policy, const Tokenizer *tok, const Prompts *pl, const RsCfg *cfg, double temp,
-                      const char *name, int64_t iteration, Store *db, Rewards *rw, Cands *c, SampleStats *ss) {
+                      const char *name, int64_t iteration, Rewards *rw, Cands *c, SampleStats *ss) {
     enum { CHUNK = 64 };
     int k = (int)cfg->k;
     GenConfig g = {.sampler = {.temperature = (float)temp, .top_k = (int)cfg->top_k, .top_p = (float)cfg->top_p},
@@ -514,10 +521,8 @@ static Err sample_all(Model *policy, const Tokenizer *tok, const Prompts *pl, co
         ss->fed += st.fed;
         ss->samples += (int64_t)n * k;
         int64_t from = c->n;
-        rc = store_begin(db);
-        bool begun = !rc;
-        for (int i = 0; !rc && i < n; i++)
-            for (int j = 0; !rc && j < k; j++) {
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < k; j++) {
                 Cand *x = cands_push(c);
                 x->prompt = first + i;
                 x->text = gen_answer_text(tok, &out[i * k + j]);
@@ -526,14 +531,9 @@ static Err sample_all(Model *policy, const Tokenizer *tok, const Prompts *pl, co
                 x->temperature = temp;
                 x->top_p = cfg->top_p;
                 x->sample = j;
-                StoreResponse r = {.prompt_id = pl->v[first + i].id, .text = x->text, .model = name,
-                                   .iteration = iteration, .temperature = temp, .top_p = cfg->top_p};
-                rc = store_response_add(db, &r, &x->response_id);
             }
-        if (begun && rc) store_rollback(db);
-        else if (begun) rc = store_commit(db);
         gen_samples_free(out, (int64_t)n * k);
-        if (!rc) rc = score_cands(rw, db, pl, c, from, c->n);
+        rc = score_cands(rw, pl, c, from, c->n);
         fprintf(stderr, PROG ": T=%g: %" PRId64 "/%" PRId64 " prompts\n", temp, first + n, pl->n);
     }
     free(gp);
@@ -542,6 +542,23 @@ static Err sample_all(Model *policy, const Tokenizer *tok, const Prompts *pl, co
 }
 
 /* ---- selection and output ------------------------------------------------------------------------ */
+
+/* Every new sample as a response (its id into x->response_id), in c's order, and every candidate's
+ * scores, one row per reward model (replacing a pooled answer's earlier score by the same model). */
+static Err store_cands(Store *db, const Prompts *pl, Cands *c, const Rewards *rw) {
+    Err rc = ERR_OK;
+    for (int64_t i = 0; !rc && i < c->n; i++) {
+        Cand *x = &c->v[i];
+        if (x->sample >= 0) {
+            StoreResponse r = {.prompt_id = pl->v[x->prompt].id, .text = x->text, .model = x->model,
+                               .iteration = x->iteration, .temperature = x->temperature, .top_p = x->top_p};
+            rc = store_response_add(db, &r, &x->response_id);
+        }
+        if (!rc && rw->has_help) rc = store_score_put(db, &(StoreScore){x->response_id, rw->help_name, x->help});
+        if (!rc && rw->has_safe) rc = store_score_put(db, &(StoreScore){x->response_id, rw->safe_name, x->safe});
+    }
+    return rc;
+}
 
 /* The kept answer of a prompt as an SFT example: its dialogue plus the answer, loss on that turn. */
 static Err keep_answer(Store *db, const Prompt *p, const Cand *x, int64_t iteration) {
@@ -589,7 +606,8 @@ typedef struct {
 } KeepStats;
 
 /* Per prompt: the arg-max of the combined reward over its candidates becomes an SFT example. Pooled
- * candidates come first in c, so an older answer wins a tie. */
+ * candidates come first in c, so an older answer wins a tie. Inside the caller's transaction, after
+ * store_cands (the examples and pairs name the kept responses by id). */
 static Err select_and_keep(Store *db, const Prompts *pl, Cands *c, int64_t n_pooled, int64_t iteration,
                            bool emit_pairs, KeepStats *ks) {
     int64_t *group = xmalloc((size_t)(c->n ? c->n : 1) * sizeof *group), *best = xmalloc((size_t)pl->n * sizeof *best);
@@ -606,8 +624,7 @@ static Err select_and_keep(Store *db, const Prompts *pl, Cands *c, int64_t n_poo
     int64_t *fill = xmalloc((size_t)pl->n * sizeof *fill);
     memcpy(fill, first, (size_t)pl->n * sizeof *fill);
     for (int64_t i = 0; i < c->n; i++) members[fill[group[i]]++] = i;
-    Err rc = store_begin(db);
-    bool begun = !rc;
+    Err rc = ERR_OK;
     for (int64_t p = 0; !rc && p < pl->n; p++) {
         if (best[p] < 0) continue;
         c->v[best[p]].kept = true;
@@ -617,8 +634,6 @@ static Err select_and_keep(Store *db, const Prompts *pl, Cands *c, int64_t n_poo
         ks->kept_rank += c->v[best[p]].rank;
         if (!rc && emit_pairs) rc = emit_pair(&pl->v[p], c, members + first[p], first[p + 1] - first[p], best[p], &ks->pairs);
     }
-    if (begun && rc) store_rollback(db);
-    else if (begun) rc = store_commit(db);
     if (!rc && fflush(stdout) != 0) rc = err_set(ERR_RUNTIME, "stdout: %s", strerror(errno));
     if (ks->kept) ks->kept_rank /= (double)ks->kept;
     free(group);
@@ -802,11 +817,14 @@ static int run(const Opts *o, RsCfg *c) {
     if (!rc && strcmp(c->pool, "latest") != 0) {
         rc = load_pool(db, &pl, o->cli.iteration, strcmp(c->pool, "best") == 0, &cands);
         n_pooled = cands.n;
-        if (!rc) rc = score_cands(&rw, db, &pl, &cands, 0, n_pooled);
+        if (!rc) rc = score_cands(&rw, &pl, &cands, 0, n_pooled);
         if (!rc) fprintf(stderr, PROG ": pooled %" PRId64 " answers of earlier iterations\n", n_pooled);
     }
     for (size_t t = 0; !rc && t < c->temperatures.n; t++)
-        rc = sample_all(&policy, &tok, &pl, c, c->temperatures.items[t], name, o->cli.iteration, db, &rw, &cands, &ss);
+        rc = sample_all(&policy, &tok, &pl, c, c->temperatures.items[t], name, o->cli.iteration, &rw, &cands, &ss);
+    /* From here on one transaction: the rows, the scores, the kept examples and the metrics. */
+    bool begun = !rc && !(rc = store_begin(db));
+    if (!rc) rc = store_cands(db, &pl, &cands, &rw);
     if (!rc) rc = select_and_keep(db, &pl, &cands, n_pooled, o->cli.iteration, o->emit_pairs, &ks);
     if (!rc && have_cands_file) rc = write_candidates(cands_file.f, &pl, &cands, &rw);
     if (!rc) rc = report_curves(&cands, n_pooled, &pl, c, o->emit_pairs ? stderr : stdout, db, run_id, have_log ? &log : NULL);
@@ -823,11 +841,20 @@ static int run(const Opts *o, RsCfg *c) {
                      " from earlier iterations), mean kept reward %.4f, %" PRId64 " pairs; sampling %.0f new tokens/s, %.1f s\n",
                 pl.n, pl.skipped, ss.samples, ks.kept, ks.from_pool, ks.kept_rank, ks.pairs, tps, ss.seconds);
     }
+    /* The file before the store: killed between the two, the stage reruns and rewrites the file, where
+     * rows committed first would be stored twice. */
+    bool cands_written = false;
     if (have_cands_file) { /* whole, or not at all */
         if (rc) atomic_abort(&cands_file);
-        else if (!(rc = atomic_commit(&cands_file)))
-            fprintf(stderr, PROG ": %" PRId64 " candidates written to %s\n", cands.n, o->candidates);
+        else cands_written = !(rc = atomic_commit(&cands_file));
     }
+    if (begun && rc) {
+        store_rollback(db);
+    } else if (begun && (rc = store_commit(db)) != ERR_OK && cands_written) {
+        unlink(o->candidates); /* the ids in it name no rows */
+        cands_written = false;
+    }
+    if (cands_written) fprintf(stderr, PROG ": %" PRId64 " candidates written to %s\n", cands.n, o->candidates);
     if (run_id) {
         json_t *out = json_pack("{s:I, s:I, s:I, s:I, s:I, s:s?}", "prompts", (json_int_t)pl.n, "samples",
                                 (json_int_t)ss.samples, "sft_examples", (json_int_t)ks.kept, "from_pool",

@@ -4,7 +4,9 @@
  * Store mode (no argument): every response of the store (of --iteration, when given) is scored and
  * written to the scores table as (response_id, NAME, score), NAME = --name or the model directory;
  * a second run replaces the scores. Chunks of 1024 responses are each scored with reward_score_text
- * (score.batch sequences per forward) and written in one transaction.
+ * (score.batch sequences per forward), with a progress line on stderr after each; the scores are all
+ * written at the end, in one transaction: an interrupted run changes no score (only its row in the
+ * runs table stays, status "running"), and the store's write lock is held for the inserts only.
  *
  * Pipe mode ("-"): JSONL records on stdin come back on stdout, in order, with score fields added:
  *     "text"                     -> "score"            (response records)
@@ -73,24 +75,28 @@ static Err score_store(RewardModel *rm, Store *db, const char *name, int64_t ite
     StoreFilter f = store_filter_any();
     f.iteration = iteration;
     Err rc = store_responses_each(db, &f, add_response, &rs);
-    float scores[CHUNK];
+    float *scores = xmalloc(sizeof *scores * (size_t)(rs.n ? rs.n : 1));
     double t = 0;
     for (int64_t start = 0; !rc && start < rs.n; start += CHUNK) {
         int n = rs.n - start < CHUNK ? (int)(rs.n - start) : CHUNK;
         double t0 = trainlog_now();
         rc = reward_score_text(rm, (const json_t *const *)rs.dialogue + start, (const char *const *)rs.system + start,
-                               (const char *const *)rs.text + start, n, scores);
+                               (const char *const *)rs.text + start, n, scores + start);
         t += trainlog_now() - t0;
         if (rc) {
             rc = err_prefix(rc, "responses from id %" PRId64 ": ", rs.id[start]);
             break;
         }
-        if ((rc = store_begin(db))) break;
-        for (int i = 0; i < n && !rc; i++)
-            rc = store_score_put(db, &(StoreScore){.response_id = rs.id[start + i], .model = name, .score = scores[i]});
+        fprintf(stderr, PROG " score: %" PRId64 "/%" PRId64 " responses\n", start + n, rs.n);
+    }
+    /* all or nothing */
+    if (!rc && rs.n && !(rc = store_begin(db))) {
+        for (int64_t i = 0; i < rs.n && !rc; i++)
+            rc = store_score_put(db, &(StoreScore){.response_id = rs.id[i], .model = name, .score = scores[i]});
         if (rc) store_rollback(db);
         else rc = store_commit(db);
     }
+    free(scores);
     *n_out = rs.n;
     *secs = t;
     responses_free(&rs);

@@ -10,6 +10,7 @@ G="$BIN/gatt_augment"
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
+. tests/interrupt.sh
 
 # expect STATUS STDERR-SUBSTRING ARGS...: exit status and a prefixed error line at the end of stderr.
 expect() {
@@ -85,6 +86,17 @@ terse=$(q "select count(*) from sft_examples where source = 'gatt' and tags ->> 
 # sft trains on the store's gatt examples with the masks they carry
 "$BIN/sft" --out "$W/ft" --db "$W/p.db" --init "$M" --config configs/sft_tiny.yaml --set train.seq_len=192 \
     --set 'data.sources=[gatt]' --set train.steps=10 --threads 1 >"$W/out" 2>"$W/err" || fail "sft on gatt examples: $(cat "$W/err")"
+# all or nothing: killed after the first turn of its rollout, synth leaves no example (they go into the
+# store in one transaction after the last turn); a rerun stores exactly one set
+"$BIN/toyworld" prompts --n 8000 --set prompts.max_turns=5 | grep '"category":"system"' | head -n 1000 >"$W/many.jsonl"
+set -- "$G" synth --config configs/gatt_augment.yaml --model "$M" --threads 1 --set sample.max_new=32 --db "$W/k.db" \
+    --emit store --iteration 3 "$W/many.jsonl"
+kill_at KILL "^gatt_augment: turn 1: " "$W/err" "$@"
+[ "$(sqlite3 "$W/k.db" 'select count(*) from sft_examples')" -eq 0 ] || fail "a killed synth left examples in the store"
+"$@" 2>"$W/err" || fail "synth after the kill: $(cat "$W/err")"
+nk=$(sed -n 's/^gatt_augment: \([0-9]*\) examples .*/\1/p' "$W/err")
+[ -n "$nk" ] && [ "$nk" -ge 1 ] && [ "$(sqlite3 "$W/k.db" "select count(*) from sft_examples where source = 'gatt'")" -eq "$nk" ] ||
+    fail "after the rerun, the store holds other examples than synth wrote: $(tail -n 1 "$W/err")"
 
 # ---- eval ------------------------------------------------------------------------------------------
 "$G" eval --config configs/gatt_augment.yaml --model "$M" --model "$W/ft/ckpt" --label before --label after \

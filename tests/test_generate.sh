@@ -9,6 +9,7 @@ G="$BIN/generate"
 W=$(mktemp -d)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$W"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
+. tests/interrupt.sh
 
 # expect STATUS STDERR-SUBSTRING ARGS...: exit status and a prefixed error as the last stderr line.
 expect() {
@@ -78,6 +79,21 @@ n_distinct=$(sort -u "$W/prompts.jsonl" | wc -l)
 "$BIN/prefs_db" --db "$W/r.db" export --table responses >"$W/resp2.jsonl"
 [ "$(wc -l <"$W/resp2.jsonl")" -eq $(((12 - skipped) * 2)) ] || fail "want 2 stored responses per JSONL prompt"
 [ "$("$BIN/prefs_db" --db "$W/r.db" export --table prompts | wc -l)" -le "$n_distinct" ] || fail "prompts stored twice"
+# all or nothing: killed after its first chunk of 256 prompts (which each committed on its own before,
+# so that the stage's rerun added a whole set on top), a run leaves no response; a rerun stores one set
+"$BIN/toyworld" prompts --n 3000 --split train | "$BIN/prefs_db" --db "$W/k.db" import - >/dev/null 2>&1
+n_prompts=$(sqlite3 "$W/k.db" 'select count(*) from prompts')
+[ "$n_prompts" -gt 1024 ] || fail "want more than 4 chunks of prompts, got $n_prompts"
+set -- "$G" --model "$M" --db "$W/k.db" --emit store -K 3 --iteration 2 --set sample.max_new=24 --threads 1
+kill_at KILL "^generate: 256/" "$W/err" "$@"
+[ "$(sqlite3 "$W/k.db" 'select count(*) from responses')" -eq 0 ] || fail "a killed run left responses in the store"
+[ "$(sqlite3 "$W/k.db" "select status from runs where program = 'generate'")" = running ] || fail "the killed run's row"
+"$@" 2>"$W/err" || fail "rerun after the kill: $(cat "$W/err")"
+skipped=$(grep -c "skipped" "$W/err" || true)
+grep -q "^generate: $(((n_prompts - skipped) * 3)) responses stored in one transaction" "$W/err" ||
+    fail "the store line: $(tail -n 2 "$W/err")"
+[ "$(sqlite3 "$W/k.db" 'select count(*), min(n), max(n) from (select count(*) as n from responses group by prompt_id)')" = \
+    "$((n_prompts - skipped))|3|3" ] || fail "after the rerun, want 3 responses for each of $((n_prompts - skipped)) prompts"
 # store prompts to JSONL, filtered, carrying their store ids
 "$G" --model "$M" --db "$W/q.db" --set data.limit=2 --set name=tiny --set sample.max_new=8 --threads 1 >"$W/out" 2>/dev/null
 [ "$(wc -l <"$W/out")" -eq 2 ] || fail "data.limit=2: $(wc -l <"$W/out") lines"

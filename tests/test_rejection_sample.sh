@@ -12,6 +12,7 @@ W=$(mktemp -d)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$W"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 q() { sqlite3 "$1" "$2"; }
+. tests/interrupt.sh
 
 # expect STATUS STDERR-SUBSTRING ARGS...: exit status and a prefixed error as the last stderr line.
 expect() {
@@ -93,6 +94,27 @@ cmp -s "$W/kept_a" "$W/kept_b" || fail "other kept answers with another batch si
 "$R" "$@" --db "$W/c.db" --seed 5 "$W/prompts.jsonl" >/dev/null 2>&1
 q "$W/c.db" 'select prompt_id, text from responses order by id' >"$W/resp_c"
 cmp -s "$W/resp_a" "$W/resp_c" && fail "--seed changed nothing"
+
+# ---- all or nothing: stopped after its first chunk of 64 prompts, a run leaves no response, score or
+# kept example (each chunk's answers and scores were committed before, and the stage's rerun added a
+# second set of samples and of kept examples); a rerun stores exactly one set ---------------------------
+"$BIN/toyworld" prompts --n 1500 --split train | grep -v '"role":"assistant"' | "$BIN/prefs_db" --db "$W/k.db" import - >/dev/null 2>&1
+PK=$(q "$W/k.db" 'select count(*) from prompts')
+[ "$PK" -gt 384 ] || fail "want more than 6 chunks of prompts, got $PK"
+set -- "$R" --model "$M" --rm-helpfulness "$RH" --rm-safety "$RS" -K 3 --set sample.max_new=32 --db "$W/k.db" \
+    --candidates "$W/k_cand.jsonl" --threads 1
+kill_at TERM "^rejection_sample: T=1: 64/" "$W/err" "$@"
+[ "$(q "$W/k.db" 'select (select count(*) from responses) + (select count(*) from scores) + (select count(*) from sft_examples)')" -eq 0 ] ||
+    fail "an interrupted run left rows: $(q "$W/k.db" 'select * from v_iterations')"
+[ ! -e "$W/k_cand.jsonl" ] || fail "an interrupted run left a candidates file"
+"$@" >/dev/null 2>"$W/err" || fail "rerun after the interruption: $(cat "$W/err")"
+skipped=$(grep -c "skipped:" "$W/err" || true)
+[ "$(q "$W/k.db" 'select count(*), min(n), max(n) from (select count(*) as n from responses group by prompt_id)')" = "$((PK - skipped))|3|3" ] ||
+    fail "after the rerun, want 3 responses for each of $((PK - skipped)) prompts"
+[ "$(q "$W/k.db" 'select count(*) from scores')" -eq $(((PK - skipped) * 6)) ] || fail "after the rerun, want 2 scores per response"
+[ "$(q "$W/k.db" "select count(*) from sft_examples where source = 'rs' and iteration = 1")" -eq $((PK - skipped)) ] ||
+    fail "after the rerun, want one kept example per prompt"
+[ "$(q "$W/k.db" "select group_concat(status) from runs where program = 'rejection_sample'")" = "running,ok" ] || fail "the runs"
 
 # ---- iteration 2: pooling, several temperatures, pairs through a rater into the store ------------------
 "$R" --model "$M" --rm-helpfulness "$RH" --rm-safety "$RS" -K 2 --temperatures 0.8,1.4 --set sample.max_new=20 \

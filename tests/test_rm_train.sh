@@ -11,6 +11,7 @@ P="$BIN/prefs_db"
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
+. tests/interrupt.sh
 
 # expect STATUS STDERR-SUBSTRING ARGS...: exit status and a prefixed error line at the end of stderr.
 expect() {
@@ -137,6 +138,18 @@ paste "$W/a" "$W/b" | awk '{ d = $2 - $4; if ($1 != $3 || d > 1e-6 || d < -1e-6)
 # scoring again replaces, never duplicates
 "$R" score --model "$W/rm/ckpt" --db "$db" --name planted --threads 1 >/dev/null 2>&1
 [ "$("$P" --db "$db" export --table scores | wc -l)" -eq "$nresp" ] || fail "a second score run added rows"
+# all or nothing: killed after its first chunk of 1024 responses, a run has stored no score (all go in
+# at the end, in one transaction); a rerun scores every response once
+"$BIN/toyworld" prompts --n 3000 >"$W/many.jsonl"
+for pol in good demo random; do "$BIN/toyworld" respond --policy $pol "$W/many.jsonl"; done |
+    "$P" --db "$W/k.db" import - >/dev/null 2>&1
+nk=$(sqlite3 "$W/k.db" 'select count(*) from responses')
+[ "$nk" -gt 4096 ] || fail "want more than 4 chunks of responses, got $nk"
+kill_at KILL "^rm_train score: 1024/$nk responses" "$W/err" "$R" score --model "$W/rm/ckpt" --db "$W/k.db" --name planted --threads 1
+[ "$(sqlite3 "$W/k.db" 'select count(*) from scores')" -eq 0 ] || fail "a killed score run left scores in the store"
+"$R" score --model "$W/rm/ckpt" --db "$W/k.db" --name planted --threads 1 >/dev/null 2>"$W/err" || fail "score after the kill: $(cat "$W/err")"
+[ "$(sqlite3 "$W/k.db" "select count(*), count(distinct response_id) from scores where model = 'planted'")" = "$nk|$nk" ] ||
+    fail "after the rerun, want one score for each of $nk responses"
 
 # ---- resume equals an uninterrupted run -------------------------------------------------------------
 "$R" "$@" --out "$W/rm2" --stop-at 37 >"$W/out" 2>"$W/err" || fail "--stop-at: $(cat "$W/err")"
