@@ -34,7 +34,7 @@
  *     DIR/value/       the value model and its AdamW state
  *     DIR/best/        the policy of the best held-out reward (when there is a held-out set)
  * With --rollouts FILE, every rollout answer goes to FILE as a response record (prompt, text, iteration,
- * reward, reward_helpful, reward_safety, safety_used): an outside judge (toyworld score, a person) can
+ * reward, reward_helpfulness, reward_safety, safety_used): an outside judge (toyworld score, a person) can
  * then check that what the reward models reward is what it should be.
  * Checkpoints are written every save_every iterations, at a stop request, at --stop-at and at the end.
  * `--resume` continues from them to the same result as an uninterrupted run: the trainer state keeps
@@ -452,7 +452,7 @@ static Err write_rollouts(FILE *f, const Seq *s, int n, int64_t iteration) {
         if (s[i].p->system) json_object_set_new(prompt, "system", json_string(s[i].p->system));
         json_t *rec = json_pack("{s:s, s:o, s:s, s:I, s:f, s:f, s:f, s:b}", "type", "response", "prompt", prompt, "text",
                                 s[i].text, "iteration", (json_int_t)iteration, "reward", (double)s[i].r_c,
-                                "reward_helpful", (double)s[i].r_help, "reward_safety", (double)s[i].r_safe,
+                                "reward_helpfulness", (double)s[i].r_help, "reward_safety", (double)s[i].r_safe,
                                 "safety_used", s[i].used_safety);
         ASSERT(rec);
         rc = jsonl_write(f, rec);
@@ -810,7 +810,7 @@ static Err log_iteration(TrainLog *log, int64_t step, const IterStats *st, doubl
         const char *name;
         double v;
     } m[] = {
-        {"reward", st->reward}, {"reward_helpful", st->r_help}, {"reward_safety", st->r_safe},
+        {"reward", st->reward}, {"reward_helpfulness", st->r_help}, {"reward_safety", st->r_safe},
         {"safety_used", st->safety_used}, {"score_whitened", st->score}, {"kl", st->kl},
         {"kl_penalty", st->kl_penalty}, {"beta", beta}, {"entropy", st->entropy}, {"policy_loss", st->pg_loss},
         {"clipfrac", st->clipfrac}, {"approx_kl", st->approx_kl}, {"value_loss", st->v_loss},

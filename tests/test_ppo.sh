@@ -52,7 +52,7 @@ grep -q "24 training prompts, 8 held out" "$W/a.err" || fail "prompt split: $(he
 grep -q "reference [0-9]* (mapped read-only), reward models [0-9]* (mapped read-only) and [0-9]* (mapped read-only)" "$W/a.err" ||
     fail "the frozen models are not mapped: $(grep parameters "$W/a.err")"
 grep -q "^ppo: iteration 4 reward .* kl .* eval_reward .*; checkpoint $W/a/ckpt" "$W/a.out" || fail "summary: $(cat "$W/a.out")"
-for name in reward reward_helpful reward_safety safety_used score_whitened kl kl_penalty beta entropy policy_loss \
+for name in reward reward_helpfulness reward_safety safety_used score_whitened kl kl_penalty beta entropy policy_loss \
     clipfrac approx_kl value_loss value_clipfrac explained_variance response_length grad_norm_policy \
     grad_norm_value tokens_per_s; do
     [ "$(grep -c "^[1-4]	$name	" "$W/a/metrics.tsv")" -eq 4 ] || fail "metric $name not logged at every iteration"
@@ -101,7 +101,7 @@ grep -q "eval_reward" "$W/k/metrics.tsv" && fail "an evaluation without held-out
 # ---- --rollouts: every rollout answer with its rewards, readable by toyworld score ----------------------
 "$P" "$@" --out "$W/r" --set train.iterations=2 --rollouts "$W/r.jsonl" "$W/train.jsonl" >/dev/null 2>"$W/err" ||
     fail "--rollouts: $(cat "$W/err")"
-[ "$(grep -c '^{"type":"response","prompt":{"dialogue":.*"text":.*"reward_helpful":.*"reward_safety":' "$W/r.jsonl")" -eq 16 ] ||
+[ "$(grep -c '^{"type":"response","prompt":{"dialogue":.*"text":.*"reward_helpfulness":.*"reward_safety":' "$W/r.jsonl")" -eq 16 ] ||
     fail "--rollouts: want 16 response records with their rewards: $(head -c 300 "$W/r.jsonl")"
 # the mean of the recorded rewards is the metrics' reward (the mean R_c of each iteration's answers)
 sed -n 's/.*"iteration":\([0-9]*\),"reward":\([-0-9.eE+]*\),.*/\1 \2/p' "$W/r.jsonl" |
