@@ -152,7 +152,7 @@ awk -F'\t' '{ split($3, a, "@"); key = $1 SUBSEP a[2] SUBSEP $2; v[key, a[1]] = 
 echo
 cmd=""
 for it in $(cut -f1 "$P/best_of_n.tsv" | sort -un); do
-    # the first temperature of the iteration (1.0 in the demo's configs): one curve per iteration
+    # the first temperature of the iteration (0.7 in the demo's configs): one curve per iteration
     t=$(awk -F'\t' -v it="$it" '$1 == it && $3 ~ /^max_reward@/ { sub(/^max_reward@/, "", $3); print $3; exit }' "$P/best_of_n.tsv")
     awk -F'\t' -v it="$it" -v m="max_reward@$t" -v d="median_reward@$t" '$1 == it && $3 == m { mx[$2] = $4 } $1 == it && $3 == d { md[$2] = $4 }
         END { for (n in mx) print n, mx[n], md[n] }' "$P/best_of_n.tsv" | sort -n -k1,1 >"$P/bon_v$it.dat"
