@@ -44,6 +44,10 @@ first3() { grep -v '^touch' "$W/next" | grep -E -e "$R/v3/|--iteration 3 " | hea
 
 check v2/answers_train.done "$(gen2 'data.split=train --set data.limit')|generate .*--iteration 1 |(rejection_sample|sft) .*--iteration 1 " \
     "$(gen2 "data.split=test.* && touch $R/v2/answers_test.done")$" "prefs_db .*annotate --iteration 2 "
+# rate_prompts: fresh (configs/demo-quick): V2 rates a new draw of train prompts (seed 102, its first
+# rate_train_prompts distinct ones), piped into generate, not the store's first prompts again
+check v1/done "generate .*--iteration 2 .*data.split=train --set data.limit=[0-9]+ --threads [0-9]+ && touch" \
+    "toyworld prompts .*--split train --seed 102 --n 240 \| awk .*\| head -n 120 \| .*generate .*--iteration 2 .*data.split=train.* - && touch $R/v2/answers_train.done"
 check v2/answers_test.done "generate .*--iteration 2 .*data.split=(train --set data.limit|test)" \
     "prefs_db .*annotate --iteration 2 .*> $R/v2/annotate.txt"
 check v2/red_team_adversarial.done "$(gen2 'data.risk=adversarial')|> $R/v2/annotate.txt" \
