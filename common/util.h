@@ -25,6 +25,8 @@ void *xmalloc(size_t n);
 void *xcalloc(size_t count, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
+/* A formatted string in a new buffer of the right size (free with free()). */
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* 64-byte aligned, zeroed; free with free(). For parameter, gradient and activation buffers. */
 void *xaligned_calloc(size_t n);
 

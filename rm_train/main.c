@@ -79,6 +79,7 @@ static void usage(FILE *f) {
             "  --out DIR          train: run directory (DIR/ckpt, DIR/metrics.tsv)\n"
             "  --model DIR        eval, score: the reward model\n"
             "  --name NAME        score: the model name in the scores table (default: DIR)\n"
+            "  --by TAG           eval: also a row per value of the prompts' tag TAG (e.g. category)\n"
             "  --resume           train: continue the interrupted run in DIR from DIR/ckpt\n"
             "  --stop-at N        train: save a resumable checkpoint after step N and exit 0\n"
             "  --config FILE      YAML configuration (keys below)\n"
@@ -97,7 +98,7 @@ static int parse_opts(int argc, char **argv, RmOpts *o) {
     static const struct option longopts[] = {
         {"kind", required_argument, 0, 'k'}, {"out", required_argument, 0, 'o'}, {"init", required_argument, 0, 'i'},
         CLI_OPTION_MODEL, {"name", required_argument, 0, 'n'}, {"resume", no_argument, 0, 'r'},
-        {"stop-at", required_argument, 0, 'S'}, CLI_OPTIONS_STORE, CLI_OPTIONS_COMMON, {0, 0, 0, 0},
+        {"stop-at", required_argument, 0, 'S'}, {"by", required_argument, 0, 'b'}, CLI_OPTIONS_STORE, CLI_OPTIONS_COMMON, {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
     cli_common_init(&o->cli, PROG, RM_TRAIN_VERSION, usage, argc);
@@ -126,12 +127,17 @@ static int parse_opts(int argc, char **argv, RmOpts *o) {
         case 'i': o->init = optarg; break;
         case 'n': o->name = optarg; break;
         case 'r': o->resume = true; break;
+        case 'b':
+            if (!*optarg) return cli_fail(PROG, ERR_INPUT, "--by: expected a prompt tag name");
+            o->by = optarg;
+            break;
         case 'S': if ((rc = cli_int(PROG, "--stop-at", optarg, 1, &o->stop_at))) return rc; break;
         default: if ((rc = cli_common_opt(&o->cli, c, argv))) return rc;
         }
     }
     cli_common_inputs(&o->cli, argc, argv);
     if (!o->cli.db) o->cli.db = "prefs.db";
+    if (o->by && o->cmd != CMD_EVAL) return cli_fail(PROG, ERR_INPUT, "--by: only eval tabulates by a prompt tag");
     switch (o->cmd) {
     case CMD_TRAIN:
         if (!o->kind) return cli_fail(PROG, ERR_INPUT, "train: --kind helpfulness|safety is required (see --help)");
@@ -153,6 +159,15 @@ static int parse_opts(int argc, char **argv, RmOpts *o) {
 }
 
 /* ---- comparisons as token pairs ------------------------------------------------------------------ */
+
+/* The value of tags[key] as text (a string as it is, any other JSON value as compact JSON), or NULL
+ * when tags is not an object or has no such key. Caller frees. */
+static char *tag_text(const char *tags, const char *key) {
+    json_t *t = tags ? json_loads(tags, 0, NULL) : NULL, *v = json_object_get(t, key);
+    char *s = !v ? NULL : json_is_string(v) ? xstrdup(json_string_value(v)) : jsonl_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(t);
+    return s;
+}
 
 typedef struct {
     RmPairs *out;
@@ -185,6 +200,7 @@ static Err add_comparison(void *ctx, const StoreComparisonRow *row) {
     e->chosen_safe = row->c.chosen_safe;
     e->rejected_safe = row->c.rejected_safe;
     e->chosen_longer = strlen(row->chosen) > strlen(row->rejected);
+    if (p->by) e->group = tag_text(row->prompt.tags, p->by);
     p->n++;
     return ERR_OK;
 }
@@ -203,6 +219,7 @@ void rm_pairs_free(RmPairs *p) {
     for (int64_t i = 0; i < p->n; i++) {
         token_list_free(&p->v[i].ids[0]);
         token_list_free(&p->v[i].ids[1]);
+        free(p->v[i].group);
     }
     free(p->v);
     memset(p, 0, sizeof *p);

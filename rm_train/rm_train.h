@@ -36,6 +36,7 @@ typedef struct {
     CliCommon cli; /* --model, --db (default prefs.db), --iteration, --config, --set, --seed, --threads, the inputs */
     const char *kind; /* "helpfulness", "safety" or NULL */
     const char *out, *init, *name;
+    const char *by;   /* eval: also tabulate by the value of this prompt tag (--by) */
     bool resume;
     int64_t stop_at;
 } RmOpts;
@@ -48,11 +49,13 @@ typedef struct {
     int safety;          /* dimension: 1 safety, 0 helpfulness */
     int chosen_safe, rejected_safe; /* 1, 0, or STORE_SAFE_UNKNOWN */
     int chosen_longer;   /* the chosen response has more bytes than the rejected one */
+    char *group;         /* the prompt's tag RmPairs.by as text (NULL: no such tag, or by unset) */
 } RmPair;
 
 typedef struct {
     RmPair *v;
     int64_t n, cap;
+    const char *by;      /* set before loading: the prompt tag each pair's group is read from */
 } RmPairs;
 
 /* Append the comparisons of the store matching (split, dimension, iteration < 0 = any) to out,

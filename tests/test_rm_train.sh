@@ -79,6 +79,10 @@ planted 24 test 3 | awk '{
     sub(/"rating":[0-3]/, "\"rating\":" (i % 4))
     cs = (i % 5 < 3) ? "true" : "false"; rs = (i % 7 < 4) ? "true" : "false"
     sub(/"annotator"/, "\"chosen_safe\":" cs ",\"rejected_safe\":" rs ",\"iteration\":1,\"annotator\"")
+    # prompts of their own (none shared with the sets above), tagged: topic x, y or 7 (a number), or no tag
+    sub(/\."\}\]/, ", by hand.\"}]")
+    tg = i % 5 == 0 ? "{\"topic\":\"x\"}" : i % 5 == 1 ? "{\"topic\":\"y\"}" : i % 5 == 2 ? "{\"topic\":7}" : "{}"
+    sub(/\],"split"/, "],\"tags\":" tg ",\"split\"")
     print
 }' >"$W/hand.jsonl"
 "$P" --db "$db" import "$W/hand.jsonl" 2>"$W/err" || fail "hand-made import: $(cat "$W/err")"
@@ -122,6 +126,38 @@ stored=$(grep '"name":"acc.helpfulness.avg"' "$W/metrics.jsonl" | tail -n 1 | se
 awk -v a="$avg" -v s="$stored" 'BEGIN { d = a - 100 * s; exit !(d < 0.051 && d > -0.051) }' ||
     fail "stored acc.helpfulness.avg $stored vs table $avg"
 grep -q '"name":"n.helpfulness.avg","value":24' "$W/metrics.jsonl" || fail "stored count"
+# --by topic: a row per value of the prompts' tag (a number as its JSON text, no tag as "-"), the
+# same cells as computed from the pipe's scores
+awk '{
+    match($0, /"rating":[0-3]/); rt = substr($0, RSTART + 9, 1)
+    match($0, /"chosen_score":[-0-9.e+]*/); c = substr($0, RSTART + 15, RLENGTH - 15) + 0
+    match($0, /"rejected_score":[-0-9.e+]*/); r = substr($0, RSTART + 17, RLENGTH - 17) + 0
+    ok = c > r ? 1 : (c == r ? 0.5 : 0)
+    g = "-"; if (match($0, /"topic":("[a-z]*"|[0-9]+)/)) { g = substr($0, RSTART + 8, RLENGTH - 8); gsub(/"/, "", g) }
+    b = "helpfulness: topic " g; rows[b] = 1; col = 4 - rt
+    R[b, col] += ok; N[b, col]++; R[b, 5] += ok; N[b, 5]++
+} END {
+    for (b in rows) for (col = 1; col <= 5; col++)
+        printf "%s|%d|%s\n", b, col, N[b, col] ? sprintf("%.1f", 100 * R[b, col] / N[b, col]) : "-"
+}' "$W/hand_scored.jsonl" | sort >"$W/want_by"
+[ "$(cut -d'|' -f1 "$W/want_by" | sort -u | tr '\n' ,)" = "helpfulness: topic -,helpfulness: topic 7,helpfulness: topic x,helpfulness: topic y," ] ||
+    fail "hand-made topics: $(cat "$W/want_by")"
+"$R" eval --model "$W/rm/ckpt" --db "$db" --set data.iteration=1 --by topic --threads 1 >"$W/eval_by" 2>"$W/err" ||
+    fail "eval --by: $(cat "$W/err")"
+awk '/^helpfulness: topic / {
+    n = NF; label = $1; for (i = 2; i <= n - 6; i++) label = label " " $i
+    for (col = 1; col <= 5; col++) printf "%s|%d|%s\n", label, col, $(n - 6 + col)
+}' "$W/eval_by" | sort >"$W/got_by"
+cmp -s "$W/want_by" "$W/got_by" || fail "eval --by table differs from the pipe's scores:
+$(diff "$W/want_by" "$W/got_by")
+$(cat "$W/eval_by")"
+# the rows without --by are unchanged by it, and the groups' metrics are stored
+grep -v '^helpfulness: topic ' "$W/eval_by" | tr -s ' ' >"$W/a"
+tr -s ' ' <"$W/eval" >"$W/b"
+cmp -s "$W/a" "$W/b" || fail "eval --by changed the other rows: $(diff "$W/b" "$W/a")"
+"$P" --db "$db" export --table metrics >"$W/metrics.jsonl"
+grep -q '"name":"n.helpfulness.topic.x.avg","value":5' "$W/metrics.jsonl" || fail "stored group count: $(grep topic "$W/metrics.jsonl")"
+grep -q '"name":"acc.helpfulness.topic.-.avg"' "$W/metrics.jsonl" || fail "stored '-' group"
 
 # ---- scoring through the store and through a pipe agree --------------------------------------------
 "$R" score --model "$W/rm/ckpt" --db "$db" --name planted --threads 1 >"$W/out" 2>"$W/err" || fail "score: $(cat "$W/err")"
@@ -224,6 +260,8 @@ expect 2 "--init DIR is required" --kind safety --out "$W/x"
 expect 2 "unknown command 'fit'" fit --model "$W/rm/ckpt"
 expect 2 "unknown option '--bogus'" eval --bogus
 expect 2 "eval: --model DIR is required" eval --db "$db"
+expect 2 "--by: only eval tabulates by a prompt tag" score --model "$W/rm/ckpt" --by topic --db "$db"
+expect 2 "--by: expected a prompt tag name" eval --model "$W/rm/ckpt" --by "" --db "$db"
 expect 2 "the only argument is '-'" score --model "$W/rm/ckpt" file.jsonl
 expect 2 "unknown key 'train.lrr'" --kind safety --init "$W/base/ckpt" --out "$W/x" --set train.lrr=1
 expect 2 "loss.margin" --kind safety --init "$W/base/ckpt" --out "$W/x" --set loss.margin=huge
