@@ -18,7 +18,8 @@
 #                              (from V2 on) answers to adversarial, then borderline train prompts
 #   vN/red_team.done           their pairs rated
 #   vN/rm_helpfulness/done     rm_train: V1 from V0 on its comparisons; later from V(N-1)'s RM (rm_continue)
-#                              on every comparison so far (rm_data); rm_train eval on every test comparison (Table 8)
+#                              on every comparison so far (rm_data); rm_train eval on every test comparison (Table 8,
+#                              and per prompt category)
 #   vN/rm_safety/done
 #   vN/gatt.done               (from V3 on) gatt_augment synth: GAtt examples sampled from V(N-1)
 #   vN/rs_sample.done          rejection_sample best-of-K (pooled over iterations): responses, scores, kept examples
@@ -137,7 +138,7 @@ $(D)/v$(1)/red_team.done: $(D)/v$(1)/red_team_borderline.done
 
 $(D)/v$(1)/rm_%/done: $(D)/v$(1)/annotated.done | $(D)/v$(1)/red_team.done
 	$(B)/rm_train train --kind $$* --config $(C)/rm.yaml $(call rm_from,$(1),$(2),$$*) --set train.epochs=$(call knob,rm_epochs,$(1)) --db $(DB) --iteration $(1) $(T) --out $(D)/v$(1)/rm_$$* $$(call resume,$(D)/v$(1)/rm_$$*)
-	$(B)/rm_train eval --model $(D)/v$(1)/rm_$$*/ckpt --kind $$* --config $(C)/rm.yaml --db $(DB) --iteration $(1) $(T) > $(D)/v$(1)/rm_$$*/eval.txt
+	$(B)/rm_train eval --model $(D)/v$(1)/rm_$$*/ckpt --kind $$* --by category --config $(C)/rm.yaml --db $(DB) --iteration $(1) $(T) > $(D)/v$(1)/rm_$$*/eval.txt
 	touch $$@
 
 $(D)/v$(1)/gatt.done: $(D)/v$(2)/done

@@ -6,7 +6,8 @@
 #   - plots: fig11_rm, fig11_oracle, table8, fig7, ppo, fig9 PNGs, non-empty (and fig7_oracle, below);
 #   - one evaluation row per version V0..V5: helpfulness, violation, false refusals and win rates in
 #     [0, 1], KL finite; V0 against itself: win rates exactly 1/2 and KL ~ 0 (the same model);
-#   - reward-model accuracies in [0, 1] with at least one test pair; best of N: max >= median, and the
+#   - reward-model accuracies in [0, 1] with at least one test pair (per prompt category too, when the
+#     run has that table); best of N: max >= median, and the
 #     max never falls as N grows; best of N judged by the oracle (bon_oracle.tsv), for every iteration
 #     that has its candidates judged (vN/rs_candidates.jsonl, vN/rs_oracle.jsonl; older runs have none,
 #     and the report says so): helpfulness and unsafe shares in [0, 1], the pick never above the oracle's
@@ -50,6 +51,16 @@ awk -F'\t' '
       for (i = 3; i <= 7; i++) if ($i != "" && ($i < 0 || $i > 1 || $i ~ /nan|inf/)) { printf "V%d %s RM: accuracy %s\n", $1, $2, $i; bad = 1 }
       rows++ }
     END { if (rows < 2) { print "fewer than two reward-model evaluations"; bad = 1 } exit bad }' "$P/rm_acc.tsv" >&2 || bad=1
+
+# rm_acc_category.tsv (rm_train eval --by category; runs before it have none): dimension, category,
+# significantly better (acc, n), all ratings (acc, n) — accuracies in [0, 1], at least one pair per row
+if [ -s "$P/rm_acc_category.tsv" ]; then
+    awk -F'\t' '
+        { if ($6 < 1) { printf "%s RM, category %s: no test pairs\n", $1, $2; bad = 1 }
+          for (i = 3; i <= 5; i += 2) if ($i != "" && ($i < 0 || $i > 1 || $i ~ /nan|inf/)) { printf "%s RM, category %s: accuracy %s\n", $1, $2, $i; bad = 1 } }
+        END { exit bad }' "$P/rm_acc_category.tsv" >&2 || bad=1
+    grep -q "^Per prompt category at V" "$R/report.md" || fail "report.md lacks the per-category table"
+fi
 
 # best_of_n.tsv: iteration, N, name@temperature, value
 awk -F'\t' '

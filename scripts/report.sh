@@ -133,6 +133,36 @@ plot -e "set output '$P/table8.png'; set title 'Reward-model accuracy per rating
     plot '$P/table8.tsv' using 2:xtic(1) title 'helpfulness RM', '' using 3 title 'safety RM'"
 echo "![Table 8](plots/table8.png)"
 echo
+# the same evaluation of iteration $last per prompt category (rm_train eval --by category): dimension,
+# category, significantly better (acc, n), avg (acc, n)
+q "with r as (select max(r.id) as id, substr(m.name, 5, length(m.name) - 8) as dim
+              from runs r join metrics m on m.run_id = r.id
+              where r.program like 'rm_train%' and r.status = 'ok' and r.iteration = $last
+                and m.name in ('acc.helpfulness.avg', 'acc.safety.avg')
+              group by dim),
+        c as (select r.dim, m.name, m.value,
+                     substr(m.name, length('acc.' || r.dim || '.category.') + 1) as rest
+              from r join metrics m on m.run_id = r.id where m.name like 'acc.' || r.dim || '.category.%'),
+        cells as (select dim, substr(rest, 1, instr(rest, '.') - 1) as cat, substr(rest, instr(rest, '.') + 1) as col, value
+                  from c)
+   select cells.dim, cells.cat,
+          max(case when col = 'significantly_better' then value end),
+          (select value from r join metrics n on n.run_id = r.id
+           where r.dim = cells.dim and n.name = 'n.' || cells.dim || '.category.' || cells.cat || '.significantly_better'),
+          max(case when col = 'avg' then value end),
+          (select value from r join metrics n on n.run_id = r.id
+           where r.dim = cells.dim and n.name = 'n.' || cells.dim || '.category.' || cells.cat || '.avg')
+   from cells group by cells.dim, cells.cat order by cells.dim, cells.cat" >"$P/rm_acc_category.tsv"
+if [ -s "$P/rm_acc_category.tsv" ]; then
+    echo "Per prompt category at V$last (\`rm_train eval --by category\`): where the \"significantly better\""
+    echo "column comes from (pairs in brackets)."
+    echo
+    echo "| reward model | category | significantly better | all ratings |"
+    echo "|---|---|---|---|"
+    awk -F'\t' '{ printf "| %s | %s | %s | %.1f%% (%d) |\n", $1, $2,
+        ($3 == "" ? "-" : sprintf("%.1f%% (%d)", 100 * $3, $4)), 100 * $5, $6 }' "$P/rm_acc_category.tsv"
+    echo
+fi
 
 # ---- best-of-N (Figure 7) ----------------------------------------------------------------------------
 q "with r as (select max(id) as id, iteration from runs where program = 'rejection_sample' and status = 'ok' group by iteration)
