@@ -3,6 +3,7 @@
  * (Llama 2 §3.2.3).
  *
  *   ppo --init POLICY --rm-helpfulness DIR --rm-safety DIR --out DIR [options] [FILE|-]...
+ *   ppo --init POLICY --reward-cmd CMD --set value.init=policy --out DIR [options] [FILE|-]...
  *
  * Five models: the policy (trainable, from --init), the value model (trainable; from the helpfulness
  * reward model, or from the policy with a fresh scalar head: value.init), the reference (--ref,
@@ -27,6 +28,10 @@
  *   7. the adaptive KL controller updates beta (when kl.target > 0); metrics; every eval_every
  *      iterations the mean R_c of sampled answers (the rollout sampler, a fixed seed) on the
  *      held-out prompts, with early stopping after early_stop.patience evaluations without a new best.
+ *
+ * With --reward-cmd CMD an outside program gives R_c instead of the two reward models (rewardcmd.h:
+ * JSONL response records in, one reward per line out; a rule-based reward, or toyworld's oracle to
+ * see what PPO does with a perfect reward model); the value model then starts from the policy.
  *
  * The run directory DIR holds
  *     DIR/metrics.tsv  step (= iteration), name, value (the names are listed in docs/ppo.md)
@@ -67,6 +72,7 @@
 #include "optim.h"
 #include "ppo.h"
 #include "reward.h"
+#include "rewardcmd.h"
 #include "rng.h"
 #include "store.h"
 #include "threads.h"
@@ -144,7 +150,8 @@ static const ConfigKey PPO_SCHEMA[] = {
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: ppo --init DIR --rm-helpfulness DIR --rm-safety DIR --out DIR [options] [FILE|-]...\n\n"
+            "usage: ppo --init DIR --rm-helpfulness DIR --rm-safety DIR --out DIR [options] [FILE|-]...\n"
+            "       ppo --init DIR --reward-cmd CMD --set value.init=policy --out DIR [options] [FILE|-]...\n\n"
             "PPO on the policy --init against the Llama 2 combined reward of two reward models, with a KL\n"
             "penalty to the reference. Prompts: JSONL Prompt objects (FILE|-), or the store's prompts when none\n"
             "is named; split \"test\" ones are held out. Writes DIR/metrics.tsv, DIR/ckpt (the policy),\n"
@@ -154,6 +161,9 @@ static void usage(FILE *f) {
             "  --ref DIR          the frozen reference of the KL penalty (default: the --init checkpoint)\n"
             "  --rm-helpfulness DIR  the helpfulness reward model (required; --rm-helpful is the same)\n"
             "  --rm-safety DIR    the safety reward model (required)\n"
+            "  --reward-cmd CMD   instead of the reward models: R_c from a program (sh -c CMD) that reads JSONL\n"
+            "                     response records on stdin and writes one reward per line (a number, or\n"
+            "                     {\"reward\": x}); docs/ppo.md\n"
             "  --value-init DIR   start the value model from this scalar-head checkpoint instead\n"
             "  --out DIR          run directory (required)\n"
             "  --resume           continue the run in DIR from DIR/ckpt and DIR/value (same command line)\n"
@@ -178,7 +188,7 @@ static void usage(FILE *f) {
 
 typedef struct {
     CliCommon cli; /* --db, --iteration, --config, --set, --seed, --threads, the inputs */
-    const char *init, *ref, *rm_help, *rm_safe, *value_init, *out, *rollouts;
+    const char *init, *ref, *rm_help, *rm_safe, *value_init, *out, *rollouts, *reward_cmd;
     bool resume;
     int64_t stop_at, fault_nan;
 } Opts;
@@ -190,7 +200,7 @@ static int parse_opts(int argc, char **argv, Opts *o) {
         {"rm-safety", required_argument, 0, 'S'},
         {"value-init", required_argument, 0, 'v'}, {"out", required_argument, 0, 'o'},
         {"resume", no_argument, 0, 'R'}, {"stop-at", required_argument, 0, 'A'}, {"fault-nan", required_argument, 0, 'N'},
-        {"rollouts", required_argument, 0, 'D'},
+        {"rollouts", required_argument, 0, 'D'}, {"reward-cmd", required_argument, 0, 'C'},
         CLI_OPTIONS_STORE, CLI_OPTIONS_COMMON, {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
@@ -210,13 +220,19 @@ static int parse_opts(int argc, char **argv, Opts *o) {
         case 'A': if ((rc = cli_int(PROG, "--stop-at", optarg, 1, &o->stop_at))) return rc; break;
         case 'N': if ((rc = cli_int(PROG, "--fault-nan", optarg, 1, &o->fault_nan))) return rc; break;
         case 'D': o->rollouts = optarg; break;
+        case 'C':
+            if (!*optarg) return cli_fail(PROG, ERR_INPUT, "--reward-cmd: expected a command");
+            o->reward_cmd = optarg;
+            break;
         default: if ((rc = cli_common_opt(&o->cli, c, argv))) return rc;
         }
     }
     cli_common_inputs(&o->cli, argc, argv);
     if (!o->init) return cli_fail(PROG, ERR_INPUT, "--init DIR (the policy) is required (see --help)");
-    if (!o->rm_help || !o->rm_safe)
-        return cli_fail(PROG, ERR_INPUT, "--rm-helpfulness DIR and --rm-safety DIR are required (see --help)");
+    if (o->reward_cmd && (o->rm_help || o->rm_safe))
+        return cli_fail(PROG, ERR_INPUT, "--reward-cmd replaces --rm-helpfulness and --rm-safety: give one or the other");
+    if (!o->reward_cmd && (!o->rm_help || !o->rm_safe))
+        return cli_fail(PROG, ERR_INPUT, "--rm-helpfulness DIR and --rm-safety DIR are required, or --reward-cmd CMD (see --help)");
     if (!o->out) return cli_fail(PROG, ERR_INPUT, "--out DIR is required (see --help)");
     return 0;
 }
@@ -366,6 +382,7 @@ typedef struct {
     int MB;         /* answers per minibatch */
     bool log_open;  /* the loop has started */
     FILE *rollouts; /* --rollouts, or NULL */
+    const char *reward_cmd; /* --reward-cmd, or NULL: the reward models */
     bool finished;  /* restored from a run that ended (all iterations, or early-stopped) */
     PpoScratch sc;
 } Trainer;
@@ -417,7 +434,7 @@ static Err rollout(Trainer *tr, const PpoCfg *c, const Prompt *const *ps, int n,
     return ERR_OK;
 }
 
-/* Both reward models on every answer, and the gated combination. */
+/* Both reward models on every answer, and the gated combination; or the reward command's reward. */
 static Err score(Trainer *tr, const PpoCfg *c, Seq *s, int n) {
     const json_t **dia = xmalloc((size_t)n * sizeof *dia);
     const char **sys = xmalloc((size_t)n * sizeof *sys), **txt = xmalloc((size_t)n * sizeof *txt);
@@ -427,7 +444,17 @@ static Err score(Trainer *tr, const PpoCfg *c, Seq *s, int n) {
         sys[i] = s[i].p->system;
         txt[i] = s[i].text;
     }
-    Err rc = reward_score_text(&tr->rm_help, dia, sys, txt, n, h);
+    Err rc;
+    if (tr->reward_cmd) {
+        rc = reward_cmd_score(tr->reward_cmd, dia, sys, txt, n, h);
+        for (int i = 0; !rc && i < n; i++) {
+            s[i].r_c = s[i].r_help = h[i];
+            s[i].r_safe = 0;
+            s[i].used_safety = 0;
+        }
+        goto out;
+    }
+    rc = reward_score_text(&tr->rm_help, dia, sys, txt, n, h);
     if (!rc) rc = reward_score_text(&tr->rm_safe, dia, sys, txt, n, sf);
     for (int i = 0; !rc && i < n; i++) {
         s[i].r_help = h[i];
@@ -435,6 +462,7 @@ static Err score(Trainer *tr, const PpoCfg *c, Seq *s, int n) {
         s[i].r_c = reward_combine(h[i], sf[i], s[i].p->safety, (float)c->safety_threshold, &s[i].used_safety);
         if (!isfinite(s[i].r_c)) rc = err_set(ERR_RUNTIME, "a reward model gave a non-finite score");
     }
+out:
     free(dia);
     free(sys);
     free(txt);
@@ -445,16 +473,19 @@ static Err score(Trainer *tr, const PpoCfg *c, Seq *s, int n) {
 
 /* --rollouts: one response record per answer (what toyworld score and the other JSONL readers take),
  * with the iteration and what the reward models made of it. */
-static Err write_rollouts(FILE *f, const Seq *s, int n, int64_t iteration) {
+static Err write_rollouts(FILE *f, const Seq *s, int n, int64_t iteration, bool per_rm) {
     Err rc = ERR_OK;
     for (int i = 0; !rc && i < n; i++) {
         json_t *prompt = json_pack("{s:O}", "dialogue", s[i].p->dialogue);
         if (s[i].p->system) json_object_set_new(prompt, "system", json_string(s[i].p->system));
-        json_t *rec = json_pack("{s:s, s:o, s:s, s:I, s:f, s:f, s:f, s:b}", "type", "response", "prompt", prompt, "text",
-                                s[i].text, "iteration", (json_int_t)iteration, "reward", (double)s[i].r_c,
-                                "reward_helpfulness", (double)s[i].r_help, "reward_safety", (double)s[i].r_safe,
-                                "safety_used", s[i].used_safety);
+        json_t *rec = json_pack("{s:s, s:o, s:s, s:I, s:f}", "type", "response", "prompt", prompt, "text", s[i].text,
+                                "iteration", (json_int_t)iteration, "reward", (double)s[i].r_c);
         ASSERT(rec);
+        if (per_rm) { /* the reward models' scores (a --reward-cmd reward has only the one) */
+            json_object_set_new(rec, "reward_helpfulness", json_real(s[i].r_help));
+            json_object_set_new(rec, "reward_safety", json_real(s[i].r_safe));
+            json_object_set_new(rec, "safety_used", json_boolean(s[i].used_safety));
+        }
         rc = jsonl_write(f, rec);
         json_decref(rec);
     }
@@ -642,8 +673,11 @@ static Err load_models(Trainer *tr, const Opts *o, const PpoCfg *c) {
     if (!rc) tr->have_ref = !(rc = ckpt_load_model(&tr->ref, ref_from, &tr->ref_map));
     if (!rc && tr->ref.cfg.head != HEAD_LM) rc = err_set(ERR_INPUT, "%s: the reference needs the LM head", ref_from);
     if (!rc) rc = check_pair(&tr->pol, "the policy", &tr->ref, ref_from);
-    if (!rc) tr->have_rmh = !(rc = reward_load(&tr->rm_help, o->rm_help, (int)c->minibatch));
-    if (!rc) tr->have_rms = !(rc = reward_load(&tr->rm_safe, o->rm_safe, (int)c->minibatch));
+    if (!rc && !o->reward_cmd) tr->have_rmh = !(rc = reward_load(&tr->rm_help, o->rm_help, (int)c->minibatch));
+    if (!rc && !o->reward_cmd) tr->have_rms = !(rc = reward_load(&tr->rm_safe, o->rm_safe, (int)c->minibatch));
+    if (!rc && !o->resume && !o->value_init && o->reward_cmd && strcmp(c->value_init, "reward") == 0)
+        rc = err_set(ERR_INPUT, "value.init: reward starts the value model from the helpfulness reward model, and "
+                     "--reward-cmd has none: --set value.init=policy (or --value-init DIR)");
     if (!rc) {
         const char *vfrom = o->resume ? vdir : o->value_init ? o->value_init
                                           : strcmp(c->value_init, "reward") == 0 ? o->rm_help : NULL;
@@ -732,7 +766,7 @@ static Err iteration(Trainer *tr, const PpoCfg *c, const Opts *o, IterStats *st)
 
     /* 4: the rewards; the logit of R_c (a logit already) whitened */
     rc = score(tr, c, s, n);
-    if (!rc && tr->rollouts) rc = write_rollouts(tr->rollouts, s, n, tr->iter + 1);
+    if (!rc && tr->rollouts) rc = write_rollouts(tr->rollouts, s, n, tr->iter + 1, !tr->reward_cmd);
     float *sc = xmalloc((size_t)n * sizeof *sc);
     for (int i = 0; i < n; i++) sc[i] = s[i].r_c;
     if (!rc && strcmp(c->reward_whiten, "running") == 0) {
@@ -805,7 +839,7 @@ static Err iteration(Trainer *tr, const PpoCfg *c, const Opts *o, IterStats *st)
     return rc;
 }
 
-static Err log_iteration(TrainLog *log, int64_t step, const IterStats *st, double beta, double secs) {
+static Err log_iteration(TrainLog *log, int64_t step, const IterStats *st, double beta, double secs, bool per_rm) {
     const struct {
         const char *name;
         double v;
@@ -819,7 +853,10 @@ static Err log_iteration(TrainLog *log, int64_t step, const IterStats *st, doubl
         {"tokens_per_s", secs > 0 ? (double)st->tokens / secs : 0},
     };
     Err rc = ERR_OK;
-    for (size_t i = 0; !rc && i < sizeof m / sizeof *m; i++) rc = trainlog_metric(log, step, m[i].name, m[i].v);
+    for (size_t i = 0; !rc && i < sizeof m / sizeof *m; i++) {
+        bool rm_only = i >= 1 && i <= 3; /* reward_helpfulness, reward_safety, safety_used */
+        if (per_rm || !rm_only) rc = trainlog_metric(log, step, m[i].name, m[i].v);
+    }
     return rc;
 }
 
@@ -837,10 +874,15 @@ static int run(const Opts *o, PpoCfg *c) {
     double last_eval = NAN;
     Err rc = load_models(&tr, o, c);
     if (rc) goto done;
-    fprintf(stderr, PROG ": parameters: policy %zu, value %zu (trainable); reference %zu (%s), reward models %zu (%s) and %zu (%s)\n",
-            tr.pol.n_params, tr.val.n_params, tr.ref.n_params, tr.ref_map.mapped ? "mapped read-only" : "copied",
-            tr.rm_help.model.n_params, tr.rm_help.map.mapped ? "mapped read-only" : "copied", tr.rm_safe.model.n_params,
-            tr.rm_safe.map.mapped ? "mapped read-only" : "copied");
+    tr.reward_cmd = o->reward_cmd;
+    fprintf(stderr, PROG ": parameters: policy %zu, value %zu (trainable); reference %zu (%s), ", tr.pol.n_params,
+            tr.val.n_params, tr.ref.n_params, tr.ref_map.mapped ? "mapped read-only" : "copied");
+    if (tr.reward_cmd)
+        fprintf(stderr, "reward from the command %s\n", tr.reward_cmd);
+    else
+        fprintf(stderr, "reward models %zu (%s) and %zu (%s)\n", tr.rm_help.model.n_params,
+                tr.rm_help.map.mapped ? "mapped read-only" : "copied", tr.rm_safe.model.n_params,
+                tr.rm_safe.map.mapped ? "mapped read-only" : "copied");
 
     /* prompts */
     tr.prompts.tok = &tr.tok;
@@ -886,8 +928,9 @@ static int run(const Opts *o, PpoCfg *c) {
     make_order(&tr, (uint64_t)c->seed);
 
     if (db) {
-        json_t *in = json_pack("{s:s, s:s, s:s, s:s, s:o}", "init", o->resume ? o->out : o->init, "ref",
-                               o->ref ? o->ref : o->init, "rm_helpful", o->rm_help, "rm_safety", o->rm_safe, "data",
+        json_t *in = json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:o}", "init", o->resume ? o->out : o->init, "ref",
+                               o->ref ? o->ref : o->init, "rm_helpful", o->rm_help, "rm_safety", o->rm_safe,
+                               "reward_cmd", o->reward_cmd, "data",
                                json_array());
         for (int i = 0; i < o->cli.ninputs; i++) json_array_append_new(json_object_get(in, "data"), json_string(o->cli.inputs[i]));
         char *ins = jsonl_dumps(in, JSON_COMPACT);
@@ -919,7 +962,7 @@ static int run(const Opts *o, PpoCfg *c) {
         if ((rc = iteration(&tr, c, o, &st))) break;
         tr.iter++;
         double secs = trainlog_now() - t0;
-        if ((rc = log_iteration(&log, tr.iter, &st, tr.kl.beta, secs))) break;
+        if ((rc = log_iteration(&log, tr.iter, &st, tr.kl.beta, secs, !tr.reward_cmd))) break;
         bool early = false;
         if (tr.prompts.test.n > 0 && c->eval_every > 0 && (tr.iter % c->eval_every == 0 || tr.iter == c->iterations)) {
             if ((rc = evaluate(&tr, c, &last_eval))) break;

@@ -110,6 +110,41 @@ awk -F'\t' '$2 == "reward" { printf "%d %.4f\n", $1, $3 }' "$W/r/metrics.tsv" >"
 cmp -s "$W/r.want" "$W/r.got" || fail "--rollouts: rewards $(cat "$W/r.got"), metrics say $(cat "$W/r.want")"
 "$BIN/toyworld" score "$W/r.jsonl" >/dev/null 2>"$W/err" || fail "toyworld score cannot read the rollouts: $(cat "$W/err")"
 
+# ---- --reward-cmd: a program's reward instead of the reward models ----------------------------------------
+# the reward: the length of the answer's record line / 100 (deterministic, so the run is too)
+RC="awk '{ print length(\$0) / 100 }'"
+set -- --config configs/ppo_tiny.yaml --init "$M" --reward-cmd "$RC" --set value.init=policy --threads 1
+"$P" "$@" --out "$W/c" --rollouts "$W/c.jsonl" "$W/train.jsonl" "$W/test.jsonl" >"$W/c.out" 2>"$W/c.err" ||
+    fail "--reward-cmd: $(cat "$W/c.err")"
+grep -q "reward from the command awk" "$W/c.err" || fail "--reward-cmd: parameters line: $(grep parameters "$W/c.err")"
+grep -q "^ppo: iteration 4 reward .* kl .* eval_reward .*; checkpoint $W/c/ckpt" "$W/c.out" || fail "--reward-cmd summary: $(cat "$W/c.out")"
+for name in reward score_whitened kl policy_loss value_loss; do
+    [ "$(grep -c "^[1-4]	$name	" "$W/c/metrics.tsv")" -eq 4 ] || fail "--reward-cmd: metric $name not logged at every iteration"
+done
+grep -q "	reward_helpfulness	\|	reward_safety	\|	safety_used	" "$W/c/metrics.tsv" && fail "--reward-cmd: reward-model metrics logged"
+# each rollout's reward is the command's value for that answer's record
+[ "$(grep -c '"reward":' "$W/c.jsonl")" -eq 32 ] && ! grep -q reward_helpfulness "$W/c.jsonl" ||
+    fail "--reward-cmd: want 32 rollout records with one reward each: $(head -c 300 "$W/c.jsonl")"
+sed 's/,"iteration":[0-9]*,"reward":.*}$/}/' "$W/c.jsonl" | awk '{ printf "%.4f\n", length($0) / 100 }' >"$W/c.want"
+sed -n 's/.*"reward":\([-0-9.eE+]*\)}$/\1/p' "$W/c.jsonl" | awk '{ printf "%.4f\n", $1 }' >"$W/c.got"
+cmp -s "$W/c.want" "$W/c.got" || fail "--reward-cmd: rollout rewards are not the command's: $(diff "$W/c.want" "$W/c.got" | head -n 4)"
+# deterministic: stopped after 2 and resumed, the same run
+"$P" "$@" --out "$W/c2" --stop-at 2 "$W/train.jsonl" "$W/test.jsonl" >/dev/null 2>&1 || fail "--reward-cmd --stop-at"
+"$P" "$@" --out "$W/c2" --resume "$W/train.jsonl" "$W/test.jsonl" >/dev/null 2>"$W/err" || fail "--reward-cmd --resume: $(cat "$W/err")"
+metrics "$W/c" >"$W/ma"; metrics "$W/c2" >"$W/mb"
+cmp -s "$W/ma" "$W/mb" && cmp -s "$W/c/ckpt/model.safetensors" "$W/c2/ckpt/model.safetensors" ||
+    fail "--reward-cmd: the resumed run differs: $(diff "$W/ma" "$W/mb" | head -n 4)"
+expect 1 "reward command 'exit 3' failed (exit status 3)" --config configs/ppo_tiny.yaml --init "$M" --reward-cmd "exit 3" \
+    --set value.init=policy --threads 1 --out "$W/e" "$W/train.jsonl"
+expect 2 "reward command: 1 rewards for 8 answers" --config configs/ppo_tiny.yaml --init "$M" --reward-cmd "echo 1" \
+    --set value.init=policy --threads 1 --out "$W/e" "$W/train.jsonl"
+expect 2 "value.init: reward .* --set value.init=policy" --config configs/ppo_tiny.yaml --init "$M" --reward-cmd "$RC" \
+    --threads 1 --out "$W/e" "$W/train.jsonl"
+expect 2 "--reward-cmd replaces --rm-helpfulness and --rm-safety" --init "$M" --reward-cmd "$RC" --rm-safety "$RS" \
+    --out "$W/e" "$W/train.jsonl"
+expect 2 "--reward-cmd: expected a command" --init "$M" --reward-cmd "" --out "$W/e" "$W/train.jsonl"
+set -- --config configs/ppo_tiny.yaml --init "$M" --rm-helpfulness "$RH" --rm-safety "$RS" --threads 1
+
 # ---- early stopping: an unchanged policy (lr 0) never beats its first held-out reward --------------------
 "$P" "$@" --out "$W/x" --set optim.lr=0 --set optim.value_lr=0 --set train.eval_every=1 --set early_stop.patience=1 \
     "$W/train.jsonl" "$W/test.jsonl" >/dev/null 2>"$W/err" || fail "early stopping: $(cat "$W/err")"
@@ -139,7 +174,7 @@ for k in kl.beta kl.estimator kl.target reward.whiten reward.safety_threshold pp
 done
 "$P" --version | grep -q "^ppo (rlhf.c) " || fail "--version"
 expect 2 "--init DIR" --rm-helpful "$RH" --rm-safety "$RS" --out "$W/e" "$W/train.jsonl"
-expect 2 "--rm-helpfulness DIR and --rm-safety DIR" --init "$M" --rm-helpful "$RH" --out "$W/e" "$W/train.jsonl"
+expect 2 "--rm-helpfulness DIR and --rm-safety DIR are required, or --reward-cmd CMD" --init "$M" --rm-helpful "$RH" --out "$W/e" "$W/train.jsonl"
 expect 2 "--out DIR" --init "$M" --rm-helpful "$RH" --rm-safety "$RS" "$W/train.jsonl"
 expect 2 "unknown option '--bogus'" "$@" --out "$W/e" --bogus "$W/train.jsonl"
 expect 2 "--stop-at: expected an integer" "$@" --out "$W/e" --stop-at 0 "$W/train.jsonl"
