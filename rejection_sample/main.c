@@ -782,10 +782,12 @@ static int run(const Opts *o, RsCfg *c) {
     bool policy_loaded = false, tok_loaded = false;
     AtomicFile cands_file = {0};
 
-    /* --candidates first: an unwritable path should fail now, not after the sampling */
+    /* --candidates: an unwritable path should fail now, not after the sampling; the file is opened for
+     * good only to be written at the end, so that a run killed while sampling leaves no temporary file */
     Err rc = o->candidates ? atomic_open(&cands_file, o->candidates) : ERR_OK;
     if (rc) err_prefix(rc, "--candidates: ");
-    bool have_cands_file = o->candidates && !rc;
+    else if (o->candidates) atomic_abort(&cands_file);
+    bool have_cands_file = false;
     if (!rc) rc = ckpt_load_model(&policy, o->cli.model, &map);
     if (!rc) {
         policy_loaded = true;
@@ -826,6 +828,10 @@ static int run(const Opts *o, RsCfg *c) {
     bool begun = !rc && !(rc = store_begin(db));
     if (!rc) rc = store_cands(db, &pl, &cands, &rw);
     if (!rc) rc = select_and_keep(db, &pl, &cands, n_pooled, o->cli.iteration, o->emit_pairs, &ks);
+    if (!rc && o->candidates) {
+        if ((rc = atomic_open(&cands_file, o->candidates))) err_prefix(rc, "--candidates: ");
+        else have_cands_file = true;
+    }
     if (!rc && have_cands_file) rc = write_candidates(cands_file.f, &pl, &cands, &rw);
     if (!rc) rc = report_curves(&cands, n_pooled, &pl, c, o->emit_pairs ? stderr : stdout, db, run_id, have_log ? &log : NULL);
     double tps = ss.seconds > 0 ? (double)ss.new_tokens / ss.seconds : 0;

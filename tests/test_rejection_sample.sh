@@ -107,6 +107,7 @@ kill_at TERM "^rejection_sample: T=1: 64/" "$W/err" "$@"
 [ "$(q "$W/k.db" 'select (select count(*) from responses) + (select count(*) from scores) + (select count(*) from sft_examples)')" -eq 0 ] ||
     fail "an interrupted run left rows: $(q "$W/k.db" 'select * from v_iterations')"
 [ ! -e "$W/k_cand.jsonl" ] || fail "an interrupted run left a candidates file"
+ls "$W"/k_cand.jsonl.tmp.* >/dev/null 2>&1 && fail "an interrupted run left the candidates' temporary file"
 "$@" >/dev/null 2>"$W/err" || fail "rerun after the interruption: $(cat "$W/err")"
 skipped=$(grep -c "skipped:" "$W/err" || true)
 [ "$(q "$W/k.db" 'select count(*), min(n), max(n) from (select count(*) as n from responses group by prompt_id)')" = "$((PK - skipped))|3|3" ] ||
