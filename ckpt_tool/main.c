@@ -28,7 +28,6 @@
 #include "cli.h"
 #include "util.h"
 
-#define CKPT_TOOL_VERSION "0.1.0"
 #define PROG "ckpt_tool"
 
 static void usage(FILE *f) {
@@ -217,7 +216,7 @@ int main(int argc, char **argv) {
     char **args = argv + optind;
     if (nargs == 0) {
         if (version_flag && !version_arg) {
-            cli_print_version(PROG, CKPT_TOOL_VERSION);
+            cli_print_version(PROG, RLHF_VERSION);
             return 0;
         }
         return usage_error("a command is needed");

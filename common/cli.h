@@ -47,6 +47,9 @@ int cli_fail(const char *prog, int code, const char *fmt, ...) __attribute__((fo
 /* Parse the whole of s as a decimal integer >= lo into *out: 0, or ERR_INPUT after printing
  * "prog: OPT: expected an integer >= LO, got 'S'". */
 int cli_int(const char *prog, const char *opt, const char *s, int64_t lo, int64_t *out);
+/* The version of rlhf.c: every program prints it (one release, one number). */
+#define RLHF_VERSION "0.1.0"
+
 /* Print the --version line of every program, "prog (rlhf.c) version", on stdout. */
 void cli_print_version(const char *prog, const char *version);
 /* Defaults, then the file at path (may be NULL), then each "key=value" of sets, into cfg. On

@@ -45,7 +45,6 @@
 #include "tokenizer.h"
 #include "util.h"
 
-#define EVALUATE_VERSION "0.1.0"
 #define PROG "evaluate"
 
 typedef struct {
@@ -96,7 +95,7 @@ static int parse_opts(int argc, char **argv, Opts *o) {
         CLI_OPTIONS_COMMON, {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
-    cli_common_init(&o->cli, PROG, EVALUATE_VERSION, usage, argc);
+    cli_common_init(&o->cli, PROG, RLHF_VERSION, usage, argc);
     int c, rc;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) { /* no -h: "-h" is an unknown option */

@@ -55,7 +55,6 @@
 #include "threads.h"
 #include "util.h"
 
-#define GATT_VERSION "0.1.0"
 #define PROG "gatt_augment"
 #define MAX_MODELS 8
 
@@ -156,7 +155,7 @@ static int parse_opts(int argc, char **argv, Opts *o) {
         {"out", required_argument, 0, 'o'}, CLI_OPTIONS_STORE, CLI_OPTIONS_COMMON, {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
-    cli_common_init(&o->cli, PROG, GATT_VERSION, usage, argc);
+    cli_common_init(&o->cli, PROG, RLHF_VERSION, usage, argc);
     o->cli.iteration = 0;
     int c, rc;
     opterr = 0;

@@ -44,7 +44,6 @@
 #include "trainlog.h"
 #include "util.h"
 
-#define GENERATE_VERSION "0.1.0"
 #define PROG "generate"
 
 #define K(k, t, f, d, lo, hi, h) {.key = k, .type = t, .offset = offsetof(GenerateCfg, f), .def = d, .min = lo, .max = hi, .help = h}
@@ -106,7 +105,7 @@ static int parse_opts(int argc, char **argv, Opts *o) {
         {"system", required_argument, 0, 'y'}, CLI_OPTIONS_COMMON, {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
-    cli_common_init(&o->cli, PROG, GENERATE_VERSION, usage, argc);
+    cli_common_init(&o->cli, PROG, RLHF_VERSION, usage, argc);
     o->cli.iteration = 0;
     int c, rc;
     opterr = 0;

@@ -80,7 +80,6 @@
 #include "trainlog.h"
 #include "util.h"
 
-#define PPO_VERSION "0.1.0"
 #define PROG "ppo"
 
 typedef struct {
@@ -204,7 +203,7 @@ static int parse_opts(int argc, char **argv, Opts *o) {
         CLI_OPTIONS_STORE, CLI_OPTIONS_COMMON, {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
-    cli_common_init(&o->cli, PROG, PPO_VERSION, usage, argc);
+    cli_common_init(&o->cli, PROG, RLHF_VERSION, usage, argc);
     o->stop_at = o->fault_nan = -1;
     int c, rc;
     opterr = 0;

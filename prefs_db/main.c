@@ -19,7 +19,6 @@
 #include "cli.h"
 #include "prefs_db.h"
 
-#define PREFS_DB_VERSION "0.1.0"
 
 enum { CMD_INIT = 1, CMD_IMPORT = 2, CMD_EXPORT = 4, CMD_STATS = 8, CMD_SPLIT = 16, CMD_ANNOTATE = 32 };
 #define CMD_ALL 63
@@ -125,7 +124,7 @@ int main(int argc, char **argv) {
         case 'h': usage(stdout); return 0;
         case 'V': {
             char v[64];
-            snprintf(v, sizeof v, "%s, schema version %d", PREFS_DB_VERSION, STORE_SCHEMA_VERSION);
+            snprintf(v, sizeof v, "%s, schema version %d", RLHF_VERSION, STORE_SCHEMA_VERSION);
             cli_print_version("prefs_db", v);
             return 0;
         }

@@ -72,7 +72,6 @@
 #include "trainlog.h"
 #include "util.h"
 
-#define RS_VERSION "0.1.0"
 #define PROG "rejection_sample"
 
 typedef struct {
@@ -167,7 +166,7 @@ static int parse_opts(int argc, char **argv, Opts *o) {
         CLI_OPTIONS_COMMON, {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
-    cli_common_init(&o->cli, PROG, RS_VERSION, usage, argc);
+    cli_common_init(&o->cli, PROG, RLHF_VERSION, usage, argc);
     o->cli.iteration = 1;
     int c, rc;
     opterr = 0;

@@ -101,7 +101,7 @@ static int parse_opts(int argc, char **argv, RmOpts *o) {
         {"stop-at", required_argument, 0, 'S'}, {"by", required_argument, 0, 'b'}, CLI_OPTIONS_STORE, CLI_OPTIONS_COMMON, {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
-    cli_common_init(&o->cli, PROG, RM_TRAIN_VERSION, usage, argc);
+    cli_common_init(&o->cli, PROG, RLHF_VERSION, usage, argc);
     o->stop_at = -1;
     int first = 1;
     o->cmd = CMD_TRAIN;

@@ -15,7 +15,6 @@
 #include "tokenizer.h"
 
 #define PROG "rm_train"
-#define RM_TRAIN_VERSION "0.1.0"
 
 typedef struct {
     int64_t batch_size, group_by_length, min_rating, grad_accum, epochs, max_steps, warmup_min, seq_len, save_every, log_every, seed;

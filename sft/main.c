@@ -49,7 +49,6 @@
 #include "trainlog.h"
 #include "util.h"
 
-#define SFT_VERSION "0.1.0"
 #define PROG "sft"
 
 typedef struct {
@@ -150,7 +149,7 @@ static int parse_opts(int argc, char **argv, Opts *o) {
         CLI_OPTIONS_STORE, CLI_OPTIONS_COMMON, {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
-    cli_common_init(&o->cli, PROG, SFT_VERSION, usage, argc);
+    cli_common_init(&o->cli, PROG, RLHF_VERSION, usage, argc);
     o->stop_at = -1;
     int c, rc;
     opterr = 0;

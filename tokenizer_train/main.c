@@ -21,7 +21,6 @@
 #include "tokenizer.h"
 #include "util.h"
 
-#define TOKENIZER_TRAIN_VERSION "0.1.0"
 #define PROG "tokenizer_train"
 
 static void usage(FILE *f) {
@@ -68,7 +67,7 @@ int main(int argc, char **argv) {
         }
         case 'o': out = optarg; break;
         case 'h': usage(stdout); return 0;
-        case 'V': cli_print_version(PROG, TOKENIZER_TRAIN_VERSION); return 0;
+        case 'V': cli_print_version(PROG, RLHF_VERSION); return 0;
         case ':': return cli_fail(PROG, ERR_INPUT, "option '%s' needs a value (see --help)", argv[optind - 1]);
         default: return cli_fail(PROG, ERR_INPUT, "unknown option '%s' (see --help)", argv[optind - 1]);
         }

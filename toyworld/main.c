@@ -28,7 +28,6 @@
 #include "util.h"
 #include "world.h"
 
-#define TOYWORLD_VERSION "0.1.0"
 #define PROG "toyworld"
 
 /* Stream ids for rng_fork, one per use, so that adding one use does not shift the others. */
@@ -90,7 +89,7 @@ static int parse_args(int argc, char **argv, Opts *o) {
             return 0;
         }
         if (!strcmp(a, "--version")) {
-            cli_print_version(PROG, TOYWORLD_VERSION);
+            cli_print_version(PROG, RLHF_VERSION);
             return 0;
         }
         if (!strcmp(a, "--summary")) { o->summary = true; continue; }
