@@ -36,14 +36,19 @@ static Err temp_file(char **path, FILE **f, const char *mode) {
     return ERR_OK;
 }
 
+json_t *reward_cmd_record(const json_t *dialogue, const char *system, const char *text) {
+    json_t *prompt = json_pack("{s:O}", "dialogue", dialogue);
+    if (system && *system) json_object_set_new(prompt, "system", json_string(system));
+    json_t *rec = json_pack("{s:s, s:o, s:s}", "type", "response", "prompt", prompt, "text", text);
+    ASSERT(rec);
+    return rec;
+}
+
 static Err write_records(FILE *f, const json_t *const *dialogues, const char *const *systems, const char *const *texts,
                          int n) {
     Err rc = ERR_OK;
     for (int i = 0; !rc && i < n; i++) {
-        json_t *prompt = json_pack("{s:O}", "dialogue", dialogues[i]);
-        if (systems && systems[i] && *systems[i]) json_object_set_new(prompt, "system", json_string(systems[i]));
-        json_t *rec = json_pack("{s:s, s:o, s:s}", "type", "response", "prompt", prompt, "text", texts[i]);
-        ASSERT(rec);
+        json_t *rec = reward_cmd_record(dialogues[i], systems ? systems[i] : NULL, texts[i]);
         rc = jsonl_write(f, rec);
         json_decref(rec);
     }

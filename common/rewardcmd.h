@@ -23,6 +23,10 @@
 
 #include "err.h"
 
+/* The response record above for one answer (system NULL or "" for none): what the command reads, and
+ * what ppo --rollouts writes (with more fields) for other judges. A new reference. */
+json_t *reward_cmd_record(const json_t *dialogue, const char *system, const char *text);
+
 /* Rewards of n answers: texts[i] answers the prompt (dialogues[i], systems[i]; systems NULL, or an
  * entry NULL or "", for none). scores[i] gets line i of cmd's output. ERR_RUNTIME when the command
  * cannot run or exits non-zero (with its status), ERR_INPUT when its output is not n rewards (naming

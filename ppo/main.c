@@ -475,11 +475,9 @@ out:
 static Err write_rollouts(FILE *f, const Seq *s, int n, int64_t iteration, bool per_rm) {
     Err rc = ERR_OK;
     for (int i = 0; !rc && i < n; i++) {
-        json_t *prompt = json_pack("{s:O}", "dialogue", s[i].p->dialogue);
-        if (s[i].p->system) json_object_set_new(prompt, "system", json_string(s[i].p->system));
-        json_t *rec = json_pack("{s:s, s:o, s:s, s:I, s:f}", "type", "response", "prompt", prompt, "text", s[i].text,
-                                "iteration", (json_int_t)iteration, "reward", (double)s[i].r_c);
-        ASSERT(rec);
+        json_t *rec = reward_cmd_record(s[i].p->dialogue, s[i].p->system, s[i].text);
+        json_object_set_new(rec, "iteration", json_integer(iteration));
+        json_object_set_new(rec, "reward", json_real(s[i].r_c));
         if (per_rm) { /* the reward models' scores (a --reward-cmd reward has only the one) */
             json_object_set_new(rec, "reward_helpfulness", json_real(s[i].r_help));
             json_object_set_new(rec, "reward_safety", json_real(s[i].r_safe));
