@@ -4,6 +4,7 @@
 #include "rewardcmd.h"
 
 #include <errno.h>
+#include <float.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -63,7 +64,7 @@ static Err read_reward(const json_t *v, int64_t line, float *out) {
         return err_set(ERR_INPUT, "reward command: output line %" PRId64 ": expected a number or an object with a "
                        "numeric \"reward\"", line);
     double x = json_number_value(r);
-    if (!isfinite(x) || fabs(x) > 3.4e38)
+    if (!isfinite(x) || fabs(x) > FLT_MAX)
         return err_set(ERR_INPUT, "reward command: output line %" PRId64 ": reward %g is not a finite float", line, x);
     *out = (float)x;
     return ERR_OK;
