@@ -56,11 +56,14 @@ policy = $(if $(filter 0,$(1)),$(D)/v0/ckpt,$(if $(filter-out 0,$(call knob,ppo_
 # comparison so far, with rm_data: new on V's new comparisons only (cheaper; the models forget what
 # earlier iterations taught them). $(call rm_from,V,V-1,KIND)
 rm_from = $(if $(and $(filter-out 1,$(1)),$(filter-out 0,$(call knob,rm_continue,$(1)))),--init $(D)/v$(2)/rm_$(3)/ckpt,--init $(call policy,$(2)))$(if $(filter new,$(call knob,rm_data,$(1))), --set data.iteration=$(1))
-# Which train prompts are answered and rated in iteration V (rate_prompts): the store's first
-# rate_train_prompts (the same ones every iteration), or a fresh draw from the world (seed 100+V; its
-# first rate_train_prompts distinct prompts), new prompts every iteration as Llama 2 collected them.
-# $(call rate_prompts,V,V-1): a pipe into generate's stdin, or nothing.
-rate_prompts = $(if $(filter fresh,$(call knob,rate_prompts,$(1))),$(B)/toyworld prompts $(W) --split train --seed 10$(1) --n $(shell echo $$((2 * $(call knob,rate_train_prompts,$(1))))) | awk '!seen[$$$$0]++' | head -n $(call knob,rate_train_prompts,$(1)) | )
+# Which prompts are answered and rated in iteration V (rate_prompts): the store's first
+# rate_train_prompts train and rate_test_prompts test prompts (the same ones every iteration), or a fresh
+# draw from the world per iteration and split (train: seed 10V, test: seed 20V; its first N distinct
+# prompts, which generate adds to the store), new prompts every iteration as Llama 2 collected them, and
+# held-out comparisons on as many distinct test prompts as the world has.
+# $(call rate_prompts,V,SPLIT,SEED,N): a pipe into generate's stdin, or nothing; $(call rate_stdin,V): " -" or nothing.
+rate_prompts = $(if $(filter fresh,$(call knob,rate_prompts,$(1))),$(B)/toyworld prompts $(W) --split $(2) --seed $(3) --n $(shell echo $$((2 * $(4)))) | awk '!seen[$$$$0]++' | head -n $(4) | )
+rate_stdin = $(if $(filter fresh,$(call knob,rate_prompts,$(1))), -)
 # sft/rm_train/ppo continue an interrupted run from its last checkpoint.
 resume = $(if $(wildcard $(1)/ckpt/trainer_state.json),--resume)
 # $(call answers,V,V-1,DATA): generate's rate_k answers per prompt from V-1's policy into the store, as
@@ -118,10 +121,10 @@ $(D)/v0/done: $(D)/base/done $(D)/data.done
 define iteration
 $(D)/v$(1)/answers_train.done: $(D)/v$(2)/done
 	@mkdir -p $(D)/v$(1)
-	$(call rate_prompts,$(1),$(2))$(call answers,$(1),$(2),--set data.split=train --set data.limit=$(call knob,rate_train_prompts,$(1)))$(if $(filter fresh,$(call knob,rate_prompts,$(1))), -) && touch $$@
+	$(call rate_prompts,$(1),train,10$(1),$(call knob,rate_train_prompts,$(1)))$(call answers,$(1),$(2),--set data.split=train --set data.limit=$(call knob,rate_train_prompts,$(1)))$(call rate_stdin,$(1)) && touch $$@
 
 $(D)/v$(1)/answers_test.done: $(D)/v$(1)/answers_train.done
-	$(call answers,$(1),$(2),--set data.split=test --set data.limit=$(call knob,rate_test_prompts,$(1))) && touch $$@
+	$(call rate_prompts,$(1),test,20$(1),$(call knob,rate_test_prompts,$(1)))$(call answers,$(1),$(2),--set data.split=test --set data.limit=$(call knob,rate_test_prompts,$(1)))$(call rate_stdin,$(1)) && touch $$@
 
 $(D)/v$(1)/annotated.done: $(D)/v$(1)/answers_test.done
 	$(B)/prefs_db --db $(DB) annotate --iteration $(1) --rater "$(B)/toyworld rate $(W) --seed $(1)" > $(D)/v$(1)/annotate.txt && touch $$@

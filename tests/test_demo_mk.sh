@@ -48,6 +48,9 @@ check v2/answers_train.done "$(gen2 'data.split=train --set data.limit')|generat
 # rate_train_prompts distinct ones), piped into generate, not the store's first prompts again
 check v1/done "generate .*--iteration 2 .*data.split=train --set data.limit=[0-9]+ --threads [0-9]+ && touch" \
     "toyworld prompts .*--split train --seed 102 --n 240 \| awk .*\| head -n 120 \| .*generate .*--iteration 2 .*data.split=train.* - && touch $R/v2/answers_train.done"
+# ... and its held-out comparisons on a new draw of test prompts (seed 202)
+check v2/answers_train.done "generate .*--iteration 2 .*data.split=test --set data.limit=[0-9]+ --threads [0-9]+ && touch" \
+    "toyworld prompts .*--split test --seed 202 --n 120 \| awk .*\| head -n 60 \| .*generate .*--iteration 2 .*data.split=test.* - && touch $R/v2/answers_test.done"
 check v2/answers_test.done "generate .*--iteration 2 .*data.split=(train --set data.limit|test)" \
     "prefs_db .*annotate --iteration 2 .*> $R/v2/annotate.txt"
 check v2/red_team_adversarial.done "$(gen2 'data.risk=adversarial')|> $R/v2/annotate.txt" \
