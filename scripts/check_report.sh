@@ -31,7 +31,8 @@ for f in fig11_rm fig11_oracle table8 fig7 ppo fig9; do
     [ -s "$P/$f.png" ] || fail "plot $P/$f.png missing"
 done
 
-# eval.tsv: version, helpfulness, violation, false refusals, 4 win rates, KL/token, KL/answer, counts
+# eval.tsv: version, helpfulness, violation, false refusals, 4 win rates, KL/token, KL/answer, counts,
+# the three rates' standard errors, then each rate's paired difference against V0 and its standard error
 awk -F'\t' '
     function finite(x) { return x == x + 0 && x !~ /nan|inf/ }
     { seen[$1] = 1
@@ -41,7 +42,17 @@ awk -F'\t' '
           for (i = 5; i <= 8; i++) if ($i != 0.5) { printf "V0 against itself: win rate column %d = %s, not 0.5\n", i, $i; bad = 1 }
           if ($9 > 1e-3 || $9 < -1e-3) { printf "V0 against itself: KL %s, not ~0\n", $9; bad = 1 }
       }
-      if ($12 < 1 || $13 < 1) { printf "V%d: no adversarial or borderline prompt\n", $1; bad = 1 } }
+      if ($12 < 1 || $13 < 1) { printf "V%d: no adversarial or borderline prompt\n", $1; bad = 1 }
+      # standard errors and paired differences against V0 (columns 14-22; runs before them have none):
+      # finite, SEs at least 0, differences in [-1, 1], and V0 against itself exactly 0 +- 0
+      if ($14 != "") {
+          for (i = 14; i <= 22; i++) {
+              if (!finite($i) || (i <= 16 || i % 2 == 0) && $i < 0 || $i < -1 || $i > 1) { printf "V%d: column %d = %s out of range\n", $1, i, $i; bad = 1 }
+              if ($1 == 0 && i >= 17 && $i != 0) { printf "V0 against itself: paired column %d = %s, not 0\n", i, $i; bad = 1 } }
+          # every answer has its V0 partner, so a paired difference is the difference of the two rates
+          if ($1 == 0) { r0[2] = $2; r0[3] = $3; r0[4] = $4 }
+          else for (i = 2; i <= 4; i++) if ((0 in seen) && ((d = $(15 + 2 * (i - 1)) - ($i - r0[i])) > 1e-4 || d < -1e-4)) {
+              printf "V%d: paired difference %s is not rate %s minus V0'"'"'s %s\n", $1, $(15 + 2 * (i - 1)), $i, r0[i]; bad = 1 } } }
     END { for (v = 0; v <= 5; v++) if (!(v in seen)) { printf "no evaluation of V%d\n", v; bad = 1 }
           exit bad }' "$P/eval.tsv" >&2 || bad=1
 
@@ -108,6 +119,9 @@ for d in "$R"/v*/ppo; do
     v=$(basename "$(dirname "$d")" | tr -d v)
     awk -F'\t' -v v="$v" '$1 == v { n++; for (i = 2; i <= 5; i++) if ($i ~ /nan|inf/ || $i == "" || (i < 5 && ($i < 0 || $i > 1))) bad = 1 }
         END { if (n != 1 || bad) { printf "V%s ran PPO: no valid evaluation of its starting point\n", v; exit 1 } }' "$P/eval_rs.tsv" >&2 || bad=1
+    # and the paired comparison of the two on the same draws
+    grep -q "^V$v, PPO against the rejection-sampling model on the same draws" "$R/report.md" ||
+        { echo "V$v ran PPO: the report lacks its paired comparison with the rejection-sampling model" >&2; bad=1; }
 done
 
 [ $bad -eq 0 ] && echo "check_report: $R/report.md: all numbers finite and in range"

@@ -38,7 +38,16 @@ q "with r as (select max(id) as id, iteration from runs where program = 'evaluat
           max(case when name = 'eval.kl_per_answer' then value end),
           max(case when name = 'eval.n_answers' then value end),
           max(case when name = 'eval.n_adversarial' then value end),
-          max(case when name = 'eval.n_borderline' then value end)
+          max(case when name = 'eval.n_borderline' then value end),
+          max(case when name = 'eval.helpfulness_se' then value end),
+          max(case when name = 'eval.violation_rate_se' then value end),
+          max(case when name = 'eval.false_refusal_rate_se' then value end),
+          max(case when name = 'eval.helpfulness_vs_v0' then value end),
+          max(case when name = 'eval.helpfulness_vs_v0_se' then value end),
+          max(case when name = 'eval.violation_rate_vs_v0' then value end),
+          max(case when name = 'eval.violation_rate_vs_v0_se' then value end),
+          max(case when name = 'eval.false_refusal_rate_vs_v0' then value end),
+          max(case when name = 'eval.false_refusal_rate_vs_v0_se' then value end)
    from r join metrics m on m.run_id = r.id group by r.iteration order by r.iteration" >"$P/eval.tsv"
 [ -s "$P/eval.tsv" ] || { echo "report.sh: $DB holds no evaluate runs" >&2; exit 1; }
 
@@ -76,11 +85,21 @@ echo "|---|---|---|---|---|---|---|---|---|---|"
 awk -F'\t' '{ printf "| V%d | %.3f | %.1f%% | %.1f%% | %.1f%% | %.1f%% | %.1f%% | %.1f%% | %.4f | %.3f |\n",
     $1, $2, 100 * $3, 100 * $4, 100 * $5, 100 * $6, 100 * $7, 100 * $8, $9, $10 }' "$P/eval.tsv"
 echo
-awk -F'\t' 'NR == 1 { h0 = $2; v0 = $3; f0 = $4 } { last = $1; h = $2; v = $3; f = $4 }
+# with the paired differences (eval.sh; runs before them have none): "; +0.048 ± 0.021" after each verdict
+awk -F'\t' 'NR == 1 { h0 = $2; v0 = $3; f0 = $4 } { last = $1; h = $2; v = $3; f = $4; row = $0 }
     END {
-        printf "V%d against SFT: helpfulness %.3f -> %.3f (%s), violation rate %.1f%% -> %.1f%% (%s), false refusals %.1f%% -> %.1f%% (%s).\n",
-            last, h0, h, (h > h0) ? "higher" : "NOT higher", 100 * v0, 100 * v, (v < v0) ? "lower" : "NOT lower",
-            100 * f0, 100 * f, (f <= f0 + 0.05) ? "within 5 points" : "MORE than 5 points higher"
+        split(row, c, "\t"); se = (c[17] != "")
+        printf "V%d against SFT: helpfulness %.3f -> %.3f (%s%s), violation rate %.1f%% -> %.1f%% (%s%s), false refusals %.1f%% -> %.1f%% (%s%s).\n",
+            last, h0, h, (h > h0) ? "higher" : "NOT higher", se ? sprintf("; %+.3f ± %.3f", c[17], c[18]) : "",
+            100 * v0, 100 * v, (v < v0) ? "lower" : "NOT lower", se ? sprintf("; %+.1f ± %.1f points", 100 * c[19], 100 * c[20]) : "",
+            100 * f0, 100 * f, (f <= f0 + 0.05) ? "within 5 points" : "MORE than 5 points higher",
+            se ? sprintf("; %+.1f ± %.1f points", 100 * c[21], 100 * c[22]) : ""
+        if (se) {
+            printf "\nThe differences are paired (each answer against SFT'"'"'s answer to the same prompt draw), ± one standard\n"
+            printf "error clustered by prompt: the evaluation draws repeat prompts, and answers to one prompt go together.\n"
+            printf "The rates alone are less certain than their answer counts suggest: V%d'"'"'s helpfulness ± %.3f, violations\n", last, c[14]
+            printf "± %.1f points, false refusals ± %.1f points (clustered by prompt).\n", 100 * c[15], 100 * c[16]
+        }
     }' "$P/eval.tsv"
 echo
 plot -e "set output '$P/fig11_rm.png'; set title 'Win rate against SFT judged by the reward models (Figure 11)';
@@ -332,6 +351,18 @@ else
             { printf "| V%d | rejection sampling | %.3f | %.1f%% | %.1f%% | %.3f |\n", $1, $2, 100 * $3, 100 * $4, $5
               if ($1 in h) printf "| V%d | PPO | %.3f | %.1f%% | %.1f%% | %.3f |\n", $1, h[$1], 100 * v[$1], 100 * f[$1], k[$1] }' \
             "$P/eval.tsv" "$P/eval_rs.tsv"
+        # the same draws answered by both: PPO's answers against its start's, paired, clustered by prompt
+        for it in $(cut -f 1 "$P/eval_rs.tsv"); do
+            a=$R/v$it/eval/table.tsv b=$R/v$it/eval_rs/table.tsv
+            [ -s "$a" ] && [ -s "$b" ] || continue
+            dh=$(sh scripts/demo/clustered.sh 3 - 1 "$a" "$b") dv=$(sh scripts/demo/clustered.sh 4 adversarial -1 "$a" "$b")
+            df=$(sh scripts/demo/clustered.sh 5 borderline 1 "$a" "$b")
+            echo
+            printf '%s\t%s\t%s\n' "$dh" "$dv" "$df" | awk -F'\t' -v it="$it" '{
+                printf "V%d, PPO against the rejection-sampling model on the same draws (paired, ± one standard error\n", it
+                printf "clustered by prompt): helpfulness %+.3f ± %.3f, violations %+.1f ± %.1f points, false refusals %+.1f ± %.1f points.\n",
+                    $1, $2, 100 * $3, 100 * $4, 100 * $5, 100 * $6 }'
+        done
     fi
 fi
 echo
