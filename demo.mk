@@ -24,6 +24,8 @@
 #   vN/gatt.done               (from V3 on) gatt_augment synth: GAtt examples sampled from V(N-1)
 #   vN/rs_sample.done          rejection_sample best-of-K (pooled over iterations): responses, scores, kept examples
 #   vN/rs_oracle.jsonl         toyworld score: the oracle's verdict on every candidate, for the report
+#   vN/rs_red_team.done        rejection_sample again on the store's first rs_red_team adversarial train
+#                              prompts (Llama 2's safety RLHF samples adversarial prompts): more kept refusals
 #   vN/rs.done                 sft on the kept examples (and GAtt's) -> vN/rs/ckpt
 #   vN/done                    (V5) ppo on top of vN/rs/ckpt -> vN/ppo/ckpt; the policy of VN
 #   vN/eval.done               scripts/demo/eval.sh: held-out prompts judged by the oracle and the RMs
@@ -154,7 +156,12 @@ $(D)/v$(1)/rs_sample.done: $(D)/v$(1)/rm_helpfulness/done $(D)/v$(1)/rm_safety/d
 $(D)/v$(1)/rs_oracle.jsonl: $(D)/v$(1)/rs_sample.done
 	$(B)/toyworld score $(W) $(D)/v$(1)/rs_candidates.jsonl > $$@.tmp && mv $$@.tmp $$@
 
-$(D)/v$(1)/rs.done: $(D)/v$(1)/rs_sample.done $(D)/v$(1)/rs_oracle.jsonl
+# Safety RLHF's rejection sampling: best of rs_k by the safety score on the first rs_red_team adversarial
+# train prompts (with the first call's own adversarial prompts among them, which so count twice).
+$(D)/v$(1)/rs_red_team.done: $(D)/v$(1)/rs_oracle.jsonl
+	$(if $(filter-out 0,$(call knob,rs_red_team,$(1))),$(B)/rejection_sample --config $(C)/rs.yaml --model $(call policy,$(2)) --rm-helpfulness $(D)/v$(1)/rm_helpfulness/ckpt --rm-safety $(D)/v$(1)/rm_safety/ckpt --db $(DB) --iteration $(1) --seed 5$(1) -K $(call knob,rs_k,$(1)) --temperatures $(call knob,rs_temperatures,$(1)) --pool $(call knob,rs_pool,$(1)) --set data.risk=adversarial --set data.limit=$(call knob,rs_red_team,$(1)) --out $(D)/v$(1)/rs_red_team $(T) > $(D)/v$(1)/rs_red_team.txt && touch $$@,@touch $$@)
+
+$(D)/v$(1)/rs.done: $(D)/v$(1)/rs_sample.done $(D)/v$(1)/rs_oracle.jsonl $(D)/v$(1)/rs_red_team.done
 	$(B)/sft --config $(C)/rs_sft.yaml --init $(call policy,$(2)) --db $(DB) --iteration $(1) --set data.iteration=$(1) --set train.steps=$(call knob,rs_sft_steps,$(1)) $(T) --out $(D)/v$(1)/rs $$(call resume,$(D)/v$(1)/rs)
 	touch $$@
 
@@ -178,13 +185,14 @@ ifneq ($(filter demo% runs/% $(D)/%,$(MAKECMDGOALS)),)
 # scripts/demo/store_shell.sh, so that the rows and the stamp go together when make is stopped: a TERM,
 # HUP or INT stops the whole line before the command commits, and a make killed outright leaves the
 # line to finish and stamp (kept then: .PRECIOUS).
-STORE_STAMPS = $(foreach v,1 2 3 4 5,$(foreach s,answers_train answers_test annotated red_team_adversarial red_team_borderline red_team gatt rs_sample,$(D)/v$(v)/$(s).done))
+STORE_STAMPS = $(foreach v,1 2 3 4 5,$(foreach s,answers_train answers_test annotated red_team_adversarial red_team_borderline red_team gatt rs_sample rs_red_team,$(D)/v$(v)/$(s).done))
 .PRECIOUS: $(STORE_STAMPS)
 $(STORE_STAMPS): private .SHELLFLAGS = scripts/demo/store_shell.sh -c
-# Stamps that a demo.mk before the split of these stages did not write: a missing one is not remade while
+# Stamps that an earlier demo.mk did not write (before the split of these stages, or before rs_red_team):
+# a missing one is not remade while
 # the stage after it is up to date, so a run finished (or stopped later) under the old file goes on
 # without generating or sampling again into its store.
-.SECONDARY: $(foreach v,1 2 3 4 5,$(foreach s,answers_train answers_test red_team_adversarial red_team_borderline rs_sample,$(D)/v$(v)/$(s).done))
+.SECONDARY: $(foreach v,1 2 3 4 5,$(foreach s,answers_train answers_test red_team_adversarial red_team_borderline rs_sample rs_red_team,$(D)/v$(v)/$(s).done))
 # OpenMP threads that spin while they wait make every parallel region as slow as the slowest core: on a
 # busy machine, decoding with 2 spinning threads was 50-200x slower than with threads that sleep.
 export OMP_WAIT_POLICY ?= passive

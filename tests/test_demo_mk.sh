@@ -56,9 +56,12 @@ check v2/answers_test.done "generate .*--iteration 2 .*data.split=(train --set d
 check v2/red_team_adversarial.done "$(gen2 'data.risk=adversarial')|> $R/v2/annotate.txt" \
     "$(gen2 'data.risk=borderline')" "> $R/v2/red_team.txt"
 check v2/red_team_borderline.done "generate .*--iteration 2 " "prefs_db .*annotate --iteration 2 .*> $R/v2/red_team.txt"
-check v3/rs_sample.done "rejection_sample .*--iteration 3 " "toyworld score .*$R/v3/rs_candidates.jsonl" "sft .*--iteration 3 "
+check v3/rs_sample.done "rejection_sample .*--iteration 3 --seed 3 " "toyworld score .*$R/v3/rs_candidates.jsonl" "sft .*--iteration 3 "
 first3 | grep -q "toyworld score" || fail "after $stage V3's next command is not the oracle's score: $(first3)"
-check v3/rs_oracle.jsonl "rejection_sample .*--iteration 3 |toyworld score .*$R/v3/"
+check v3/rs_oracle.jsonl "rejection_sample .*--iteration 3 --seed 3 |toyworld score .*$R/v3/"
+first3 | grep -qE "rejection_sample .*--iteration 3 .*--set data.risk=adversarial --set data.limit=[0-9]+ .* && touch $R/v3/rs_red_team.done" ||
+    fail "after $stage V3's next command is not rejection sampling on adversarial prompts: $(first3)"
+check v3/rs_red_team.done "rejection_sample .*--iteration 3 |toyworld score .*$R/v3/"
 first3 | grep -q "sft .*--iteration 3 " || fail "after $stage V3's next command is not the fine-tune: $(first3)"
 
 # make stopped during a store-writing stage. make passes a TERM to the recipe's shell alone; the stage's
@@ -97,7 +100,7 @@ fresh
 mk -s -t demo-run >/dev/null
 mk -q demo-run || fail "make -q on a finished run: $(mk -n demo-run 2>&1 | head -n 5)"
 # finished by the demo.mk before the split: no stamps of the store-writing stages, still nothing to do
-rm -f "$R"/v*/answers_*.done "$R"/v*/red_team_*.done "$R"/v*/rs_sample.done
+rm -f "$R"/v*/answers_*.done "$R"/v*/red_team_*.done "$R"/v*/rs_sample.done "$R"/v*/rs_red_team.done
 mk -q demo-run || fail "make -q on a run finished before the split: $(mk -n demo-run 2>&1 | grep -v '^touch' | head -n 5)"
 # ... and stopped in V3's red teaming by it: the rating goes on, no answers of V1-V3 are generated again
 rm -f "$R/v3/red_team.done"
