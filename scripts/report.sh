@@ -22,33 +22,27 @@ plot() { [ $have_gnuplot -eq 0 ] || gnuplot -e "set terminal pngcairo size 800,4
     gnuplot -e "set terminal png size 800,480 noenhanced" "$@"; }
 
 # ---- the held-out evaluation per version ------------------------------------------------------------
-# the latest evaluate run of each iteration, its metrics pivoted into one row
-# (eval_rs.* runs, PPO's starting point, are read in the PPO section)
-q "with r as (select max(id) as id, iteration from runs where program = 'evaluate' and status = 'ok'
-             and exists (select 1 from metrics x where x.run_id = runs.id and x.name = 'eval.helpfulness') group by iteration)
-   select r.iteration,
-          max(case when name = 'eval.helpfulness' then value end),
-          max(case when name = 'eval.violation_rate' then value end),
-          max(case when name = 'eval.false_refusal_rate' then value end),
-          max(case when name = 'eval.win_oracle_helpfulness' then value end),
-          max(case when name = 'eval.win_oracle_safety' then value end),
-          coalesce(max(case when name = 'eval.win_rm_helpfulness' then value end), 0.5),
-          coalesce(max(case when name = 'eval.win_rm_safety' then value end), 0.5),
-          max(case when name = 'eval.kl_per_token' then value end),
-          max(case when name = 'eval.kl_per_answer' then value end),
-          max(case when name = 'eval.n_answers' then value end),
-          max(case when name = 'eval.n_adversarial' then value end),
-          max(case when name = 'eval.n_borderline' then value end),
-          max(case when name = 'eval.helpfulness_se' then value end),
-          max(case when name = 'eval.violation_rate_se' then value end),
-          max(case when name = 'eval.false_refusal_rate_se' then value end),
-          max(case when name = 'eval.helpfulness_vs_v0' then value end),
-          max(case when name = 'eval.helpfulness_vs_v0_se' then value end),
-          max(case when name = 'eval.violation_rate_vs_v0' then value end),
-          max(case when name = 'eval.violation_rate_vs_v0_se' then value end),
-          max(case when name = 'eval.false_refusal_rate_vs_v0' then value end),
-          max(case when name = 'eval.false_refusal_rate_vs_v0_se' then value end)
-   from r join metrics m on m.run_id = r.id group by r.iteration order by r.iteration" >"$P/eval.tsv"
+# pivot PREFIX NAME[=DEFAULT]...: one row per iteration from its latest evaluate run with metrics PREFIX.*
+# (eval.* for the version, eval_rs.* for PPO's starting point): the iteration, then PREFIX.NAME for each
+# NAME (empty when the run has none, or DEFAULT)
+pivot() {
+    pv_pre=$1 pv_cols=
+    shift
+    for pv_c; do
+        pv_e="max(case when name = '$pv_pre.${pv_c%%=*}' then value end)"
+        case $pv_c in *=*) pv_e="coalesce($pv_e, ${pv_c#*=})" ;; esac
+        pv_cols="$pv_cols, $pv_e"
+    done
+    q "with r as (select max(id) as id, iteration from runs where program = 'evaluate' and status = 'ok'
+                 and exists (select 1 from metrics x where x.run_id = runs.id and x.name = '$pv_pre.helpfulness') group by iteration)
+       select r.iteration$pv_cols from r join metrics m on m.run_id = r.id group by r.iteration order by r.iteration"
+}
+# eval.tsv columns: 1 iteration, 2-4 the rates, 5-8 win rates (V0's RM ones are 1/2), 9-10 KL, 11-13
+# counts, 14-16 the rates' standard errors, 17-22 each rate's paired difference from V0 and its error
+pivot eval helpfulness violation_rate false_refusal_rate win_oracle_helpfulness win_oracle_safety \
+    win_rm_helpfulness=0.5 win_rm_safety=0.5 kl_per_token kl_per_answer n_answers n_adversarial n_borderline \
+    helpfulness_se violation_rate_se false_refusal_rate_se helpfulness_vs_v0 helpfulness_vs_v0_se \
+    violation_rate_vs_v0 violation_rate_vs_v0_se false_refusal_rate_vs_v0 false_refusal_rate_vs_v0_se >"$P/eval.tsv"
 [ -s "$P/eval.tsv" ] || { echo "report.sh: $DB holds no evaluate runs" >&2; exit 1; }
 
 echo "# RLHF demo report: $R"
@@ -334,13 +328,7 @@ else
     echo
     echo "![PPO](plots/ppo.png)"
     # PPO against its starting point: the same held-out evaluation of the rejection-sampling model
-    q "with r as (select max(id) as id, iteration from runs where program = 'evaluate' and status = 'ok'
-                 and exists (select 1 from metrics x where x.run_id = runs.id and x.name = 'eval_rs.helpfulness') group by iteration)
-       select r.iteration, max(case when name = 'eval_rs.helpfulness' then value end),
-              max(case when name = 'eval_rs.violation_rate' then value end),
-              max(case when name = 'eval_rs.false_refusal_rate' then value end),
-              max(case when name = 'eval_rs.kl_per_answer' then value end)
-       from r join metrics m on m.run_id = r.id group by r.iteration order by r.iteration" >"$P/eval_rs.tsv"
+    pivot eval_rs helpfulness violation_rate false_refusal_rate kl_per_answer >"$P/eval_rs.tsv"
     if [ -s "$P/eval_rs.tsv" ]; then
         echo
         echo "Held-out, as in the evaluation table: PPO's policy against the rejection-sampling model it started from."
