@@ -66,6 +66,9 @@ rm_from = $(if $(and $(filter-out 1,$(1)),$(filter-out 0,$(call knob,rm_continue
 # $(call rate_prompts,V,SPLIT,SEED,N): a pipe into generate's stdin, or nothing; $(call rate_stdin,V): " -" or nothing.
 rate_prompts = $(if $(filter fresh,$(call knob,rate_prompts,$(1))),$(B)/toyworld prompts $(W) --split $(2) --seed $(3) --n $(shell echo $$((2 * $(4)))) | awk '!seen[$$$$0]++' | head -n $(4) | )
 rate_stdin = $(if $(filter fresh,$(call knob,rate_prompts,$(1))), -)
+# $(call rs,V,V-1,SEED,ARGS): rejection_sample's best of rs_k from V-1's policy by V's reward models, as
+# iteration V, pooled as rs_pool says; ARGS choose the prompts (data.*) and the outputs.
+rs = $(B)/rejection_sample --config $(C)/rs.yaml --model $(call policy,$(2)) --rm-helpfulness $(D)/v$(1)/rm_helpfulness/ckpt --rm-safety $(D)/v$(1)/rm_safety/ckpt --db $(DB) --iteration $(1) --seed $(3) -K $(call knob,rs_k,$(1)) --temperatures $(call knob,rs_temperatures,$(1)) --pool $(call knob,rs_pool,$(1)) $(4) $(T)
 # sft/rm_train/ppo continue an interrupted run from its last checkpoint.
 resume = $(if $(wildcard $(1)/ckpt/trainer_state.json),--resume)
 # $(call answers,V,V-1,DATA): generate's rate_k answers per prompt from V-1's policy into the store, as
@@ -151,7 +154,7 @@ $(D)/v$(1)/gatt.done: $(D)/v$(2)/done
 	$(if $(filter-out 0,$(call knob,gatt_dialogues,$(1))),head -n $(call knob,gatt_dialogues,$(1)) $(D)/gatt_train.jsonl | $(B)/gatt_augment synth --config $(C)/gatt.yaml --model $(call policy,$(2)) --db $(DB) --emit store --iteration $(1) --seed $(1) $(T) - && touch $$@,@echo "v$(1): no GAtt in this iteration" && touch $$@)
 
 $(D)/v$(1)/rs_sample.done: $(D)/v$(1)/rm_helpfulness/done $(D)/v$(1)/rm_safety/done $(D)/v$(1)/gatt.done
-	$(B)/rejection_sample --config $(C)/rs.yaml --model $(call policy,$(2)) --rm-helpfulness $(D)/v$(1)/rm_helpfulness/ckpt --rm-safety $(D)/v$(1)/rm_safety/ckpt --db $(DB) --iteration $(1) --seed $(1) -K $(call knob,rs_k,$(1)) --temperatures $(call knob,rs_temperatures,$(1)) --pool $(call knob,rs_pool,$(1)) --out $(D)/v$(1)/rs_sample --candidates $(D)/v$(1)/rs_candidates.jsonl $(T) > $(D)/v$(1)/best_of_n.txt && touch $$@
+	$(call rs,$(1),$(2),$(1),--out $(D)/v$(1)/rs_sample --candidates $(D)/v$(1)/rs_candidates.jsonl) > $(D)/v$(1)/best_of_n.txt && touch $$@
 
 $(D)/v$(1)/rs_oracle.jsonl: $(D)/v$(1)/rs_sample.done
 	$(B)/toyworld score $(W) $(D)/v$(1)/rs_candidates.jsonl > $$@.tmp && mv $$@.tmp $$@
@@ -159,7 +162,7 @@ $(D)/v$(1)/rs_oracle.jsonl: $(D)/v$(1)/rs_sample.done
 # Safety RLHF's rejection sampling: best of rs_k by the safety score on the first rs_red_team adversarial
 # train prompts (with the first call's own adversarial prompts among them, which so count twice).
 $(D)/v$(1)/rs_red_team.done: $(D)/v$(1)/rs_oracle.jsonl
-	$(if $(filter-out 0,$(call knob,rs_red_team,$(1))),$(B)/rejection_sample --config $(C)/rs.yaml --model $(call policy,$(2)) --rm-helpfulness $(D)/v$(1)/rm_helpfulness/ckpt --rm-safety $(D)/v$(1)/rm_safety/ckpt --db $(DB) --iteration $(1) --seed 5$(1) -K $(call knob,rs_k,$(1)) --temperatures $(call knob,rs_temperatures,$(1)) --pool $(call knob,rs_pool,$(1)) --set data.risk=adversarial --set data.limit=$(call knob,rs_red_team,$(1)) --out $(D)/v$(1)/rs_red_team $(T) > $(D)/v$(1)/rs_red_team.txt && touch $$@,@touch $$@)
+	$(if $(filter-out 0,$(call knob,rs_red_team,$(1))),$(call rs,$(1),$(2),5$(1),--set data.risk=adversarial --set data.limit=$(call knob,rs_red_team,$(1)) --out $(D)/v$(1)/rs_red_team) > $(D)/v$(1)/rs_red_team.txt && touch $$@,@touch $$@)
 
 $(D)/v$(1)/rs.done: $(D)/v$(1)/rs_sample.done $(D)/v$(1)/rs_oracle.jsonl $(D)/v$(1)/rs_red_team.done
 	$(B)/sft --config $(C)/rs_sft.yaml --init $(call policy,$(2)) --db $(DB) --iteration $(1) --set data.iteration=$(1) --set train.steps=$(call knob,rs_sft_steps,$(1)) $(T) --out $(D)/v$(1)/rs $$(call resume,$(D)/v$(1)/rs)
